@@ -1,0 +1,49 @@
+# The two commands a user needs are `make lab` and `make test`; everything else is a part of them.
+SHELL := /bin/bash
+VENV ?= .venv
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+PYTEST := $(VENV)/bin/pytest
+
+.PHONY: bootstrap test lint unit render-test molecule lab lab-down lab-status bench bench-agent clean
+
+bootstrap:
+	@scripts/bootstrap
+
+## make test: every check and test, the command CI runs
+test: bootstrap lint unit molecule
+
+lint: bootstrap
+	ruff check src tests library bench
+	ruff format --check src tests library bench
+	mypy
+	yamllint -s .
+	ansible-playbook --syntax-check -i inventories/example playbooks/site.yml playbooks/render.yml playbooks/failover.yml
+	ansible-lint --profile production
+
+unit: bootstrap
+	$(PYTEST) -q tests
+
+molecule: bootstrap
+	cd $(CURDIR) && molecule test --all
+
+## make lab: build the lab and converge it with site.yml
+lab: bootstrap
+	natgw-lab up
+	ansible-playbook -i inventories/lab site.yml
+	natgw-lab status
+
+lab-down: bootstrap
+	natgw-lab down
+
+lab-status: bootstrap
+	natgw-lab status
+
+bench-agent: bootstrap
+	python bench/agent_takeover.py
+
+bench: bootstrap
+	python bench/failover.py
+
+clean: lab-down
+	rm -rf $(VENV)

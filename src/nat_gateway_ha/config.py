@@ -1,0 +1,105 @@
+"""The failover agent's configuration: one pydantic model, rendered by the role, loaded by the agent.
+
+The role never writes this file by hand: `inventory.plan()` builds an `AgentConfig` per gateway from the
+inventory, and the template dumps it as JSON. The agent loads the same model, so a field is defined once.
+"""
+
+from __future__ import annotations
+
+import re
+from ipaddress import IPv4Address, IPv4Network
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+
+
+class StrictModel(BaseModel):
+    """Base for every config model: unknown keys are typos, so they are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EniRef(StrictModel):
+    """How the agent finds one of its own ENIs through IMDS: by MAC address or by device index."""
+
+    mac: str | None = None
+    device_index: Annotated[int, Field(ge=0, le=31)] | None = None
+
+    @model_validator(mode="after")
+    def _one_key(self) -> EniRef:
+        if (self.mac is None) == (self.device_index is None):
+            raise ValueError("give exactly one of mac or device_index")
+        if self.mac is not None and not MAC_RE.match(self.mac):
+            raise ValueError(f"mac {self.mac!r} is not a lower-case aa:bb:cc:dd:ee:ff address")
+        return self
+
+
+class EipRef(StrictModel):
+    """An Elastic IP, by allocation id (preferred) or public address (resolved once at start)."""
+
+    allocation_id: Annotated[str, Field(pattern=r"^eipalloc-[0-9a-f]+$")] | None = None
+    public_ip: IPv4Address | None = None
+
+    @model_validator(mode="after")
+    def _one_key(self) -> EipRef:
+        if self.allocation_id is None and self.public_ip is None:
+            raise ValueError("give allocation_id or public_ip")
+        return self
+
+
+class RouteTableSelection(StrictModel):
+    """Which route tables the pair owns: the union of tag matches, explicit ids and subnets' tables.
+
+    The VPC's main route table is left alone unless `include_main` is set, because repointing it moves
+    every subnet without an explicit association, which is rarely what a NAT pair wants.
+    """
+
+    tags: dict[str, str] = Field(default_factory=dict)
+    ids: list[Annotated[str, Field(pattern=r"^rtb-[0-9a-f]+$")]] = Field(default_factory=list)
+    subnet_ids: list[Annotated[str, Field(pattern=r"^subnet-[0-9a-f]+$")]] = Field(default_factory=list)
+    include_main: bool = False
+
+    @model_validator(mode="after")
+    def _something(self) -> RouteTableSelection:
+        if not (self.tags or self.ids or self.subnet_ids):
+            raise ValueError("select route tables by tags, ids or subnet_ids")
+        return self
+
+
+class EipBinding(StrictModel):
+    """One EIP and the WAN ENI private IP it must map to on this gateway (AWS maps one EIP per private IP)."""
+
+    eip: EipRef
+    private_ip: IPv4Address
+
+
+class AgentConfig(StrictModel):
+    """Everything one gateway's agent needs; resolved against EC2 once at start, not per takeover."""
+
+    pair: str
+    host: str
+    vrrp_instance: str
+    region: str | None = None
+    endpoint_url: str | None = None
+    imds_url: str = "http://169.254.169.254"
+    wan_eni: EniRef
+    lan_eni: EniRef
+    eips: list[EipBinding] = Field(min_length=1)
+    route_tables: RouteTableSelection
+    destinations: list[IPv4Network] = Field(default_factory=lambda: [IPv4Network("0.0.0.0/0")])
+    api_connect_timeout: Annotated[float, Field(gt=0, le=30)] = 1.0
+    api_read_timeout: Annotated[float, Field(gt=0, le=60)] = 2.0
+    api_max_attempts: Annotated[int, Field(ge=1, le=10)] = 4
+    max_concurrency: Annotated[int, Field(ge=1, le=50)] = 16
+    reconcile_interval: Annotated[float, Field(gt=0)] = 5.0
+    debounce: Annotated[float, Field(ge=0, le=5)] = 0.0
+    fifo_path: Path = Path("/run/nat-gateway-ha/notify.fifo")
+    state_dir: Path = Path("/var/lib/nat-gateway-ha")
+    metrics_textfile: Path | None = None
+
+    @classmethod
+    def load(cls, path: Path) -> AgentConfig:
+        return cls.model_validate_json(path.read_text())
