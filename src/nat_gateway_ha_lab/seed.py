@@ -1,0 +1,230 @@
+"""Seed the lab's EC2 API with the VPC that topology.py describes, so the cloud and the hosts agree.
+
+Everything goes through the EC2 API except the ENIs' MAC addresses: EC2 picks those itself and the API has
+no call to set them, while the containers' NICs carry fixed MACs; so the caller passes `set_mac`, which
+writes them into the (in-process) moto backend.
+
+Initial state, chosen so that the first converge has something to do:
+- every private route table's 0.0.0.0/0 points at gw1's LAN ENI, as if gw1 had owned the pair before;
+- the EIP is allocated and NOT associated: whichever gateway wins the first election must claim it, so the
+  client's egress proves that the agent associated it (traffic from an address without an EIP is dropped).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from ipaddress import IPv4Network
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nat_gateway_ha_lab import topology as topo
+
+if TYPE_CHECKING:
+    from mypy_boto3_ec2 import EC2Client
+    from mypy_boto3_ec2.type_defs import TagSpecificationTypeDef
+
+LAB_EIP = topo.EIP_POOL.network_address + 10  # 203.0.113.10: the pair's EIP
+MGMT_TAG = "natlab:mgmt-ip"  # instances carry their management address: the IMDS emulator maps callers by it
+HOST_TAG = "natlab:host"
+PRIVATE_TAG = ("Network", "private")  # the seed's selection tag, on private subnets and their route tables
+IMAGE_ID = "ami-0b1e0d0c0a0d0e0f0"  # any id: moto does not validate it, the containers are the real OS
+EXTRA_PREFIX = 28  # benchmark subnets: /28, the smallest AWS allows, carved from the VPC's upper half
+
+SetMac = Callable[[str, str], None]
+
+
+@dataclass
+class NicState:
+    eni_id: str
+    mac: str
+    subnet: str
+    device_index: int
+    private_ips: list[str]
+
+
+@dataclass
+class InstanceState:
+    instance_id: str
+    mgmt_ip: str
+    nics: dict[str, NicState] = field(default_factory=dict)
+
+
+@dataclass
+class CloudState:
+    """The IDs moto assigned, written to cloud.json for the CLI, the data plane and the benchmarks."""
+
+    endpoint_url: str
+    region: str
+    vpc_id: str
+    igw_id: str
+    subnets: dict[str, str]
+    main_route_table: str
+    public_route_table: str
+    private_route_tables: dict[str, str]  # subnet name -> rtb
+    extra_route_tables: list[str]
+    instances: dict[str, InstanceState]
+    eip_public_ip: str
+    eip_allocation_id: str
+
+    def write(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=2) + "\n")
+        tmp.replace(path)
+
+    @classmethod
+    def read(cls, path: Path) -> CloudState:
+        raw: dict[str, Any] = json.loads(path.read_text())
+        instances = {
+            name: InstanceState(
+                instance_id=inst["instance_id"],
+                mgmt_ip=inst["mgmt_ip"],
+                nics={n: NicState(**nic) for n, nic in inst["nics"].items()},
+            )
+            for name, inst in raw.pop("instances").items()
+        }
+        return cls(instances=instances, **raw)
+
+
+def _tags(kind: str, name: str, *extra: tuple[str, str]) -> list[TagSpecificationTypeDef]:
+    tags = [{"Key": "Name", "Value": name}, *({"Key": k, "Value": v} for k, v in extra)]
+    return [{"ResourceType": kind, "Tags": tags}]  # type: ignore[typeddict-item]
+
+
+def extra_subnets(count: int) -> list[IPv4Network]:
+    """CIDRs for benchmark subnets: the VPC's upper half, clear of every subnet the topology names."""
+    upper = list(topo.VPC_CIDR.subnets(prefixlen_diff=1))[1]
+    taken = [s.cidr for s in topo.SUBNETS]
+    free = (c for c in upper.subnets(new_prefix=EXTRA_PREFIX) if not any(c.overlaps(t) for t in taken))
+    cidrs = [c for _, c in zip(range(count), free, strict=False)]
+    if len(cidrs) < count:
+        raise ValueError(f"extra_route_tables={count}: the VPC has room for {len(cidrs)} benchmark subnets")
+    return cidrs
+
+
+def seed(ec2: EC2Client, set_mac: SetMac, *, endpoint_url: str, extra_route_tables: int = 0) -> CloudState:
+    """Create the topology's VPC in an empty EC2 API and return what was created."""
+    if extra_route_tables < 0:
+        raise ValueError(f"extra_route_tables must be >= 0, not {extra_route_tables}")
+    vpc_id = ec2.create_vpc(
+        CidrBlock=str(topo.VPC_CIDR), TagSpecifications=_tags("vpc", f"{topo.PREFIX}-vpc")
+    )["Vpc"]["VpcId"]
+    igw_id = ec2.create_internet_gateway(TagSpecifications=_tags("internet-gateway", f"{topo.PREFIX}-igw"))[
+        "InternetGateway"
+    ]["InternetGatewayId"]
+    ec2.attach_internet_gateway(InternetGatewayId=igw_id, VpcId=vpc_id)
+
+    main_rtb = ec2.describe_route_tables(
+        Filters=[{"Name": "vpc-id", "Values": [vpc_id]}, {"Name": "association.main", "Values": ["true"]}]
+    )["RouteTables"][0]["RouteTableId"]
+    ec2.create_tags(Resources=[main_rtb], Tags=[{"Key": "Name", "Value": f"{topo.PREFIX}-main"}])
+    public_rtb = ec2.create_route_table(
+        VpcId=vpc_id, TagSpecifications=_tags("route-table", f"{topo.PREFIX}-public")
+    )["RouteTable"]["RouteTableId"]
+    ec2.create_route(RouteTableId=public_rtb, DestinationCidrBlock="0.0.0.0/0", GatewayId=igw_id)
+
+    subnets: dict[str, str] = {}
+    for sn in topo.SUBNETS:
+        extra = (PRIVATE_TAG,) if sn.private else ()
+        subnets[sn.name] = ec2.create_subnet(
+            VpcId=vpc_id,
+            CidrBlock=str(sn.cidr),
+            AvailabilityZone=sn.az,
+            TagSpecifications=_tags("subnet", f"{topo.PREFIX}-{sn.name}", *extra),
+        )["Subnet"]["SubnetId"]
+
+    instances = {h.name: _launch(ec2, set_mac, h, subnets) for h in topo.HOSTS}
+    previous_owner = instances[topo.gateways()[0].name].nics["eth1"].eni_id
+
+    private_rtbs: dict[str, str] = {}
+    for sn in topo.SUBNETS:
+        if sn.private:
+            private_rtbs[sn.name] = _private_table(
+                ec2, vpc_id, f"{topo.PREFIX}-{sn.name}", subnets[sn.name], previous_owner
+            )
+        else:
+            ec2.associate_route_table(RouteTableId=public_rtb, SubnetId=subnets[sn.name])
+
+    extra_rtbs = []
+    for i, cidr in enumerate(extra_subnets(extra_route_tables)):
+        az = topo.SUBNETS[i % 2].az
+        name = f"{topo.PREFIX}-bench-{i:03d}"
+        sub = ec2.create_subnet(
+            VpcId=vpc_id,
+            CidrBlock=str(cidr),
+            AvailabilityZone=az,
+            TagSpecifications=_tags("subnet", name, PRIVATE_TAG),
+        )["Subnet"]["SubnetId"]
+        extra_rtbs.append(_private_table(ec2, vpc_id, name, sub, previous_owner))
+
+    eip = ec2.allocate_address(
+        Domain="vpc", Address=str(LAB_EIP), TagSpecifications=_tags("elastic-ip", f"{topo.PREFIX}-eip")
+    )
+    return CloudState(
+        endpoint_url=endpoint_url,
+        region=topo.REGION,
+        vpc_id=vpc_id,
+        igw_id=igw_id,
+        subnets=subnets,
+        main_route_table=main_rtb,
+        public_route_table=public_rtb,
+        private_route_tables=private_rtbs,
+        extra_route_tables=extra_rtbs,
+        instances=instances,
+        eip_public_ip=eip["PublicIp"],
+        eip_allocation_id=eip["AllocationId"],
+    )
+
+
+def _private_table(ec2: EC2Client, vpc_id: str, name: str, subnet_id: str, target_eni: str) -> str:
+    rtb = ec2.create_route_table(VpcId=vpc_id, TagSpecifications=_tags("route-table", name, PRIVATE_TAG))[
+        "RouteTable"
+    ]["RouteTableId"]
+    ec2.associate_route_table(RouteTableId=rtb, SubnetId=subnet_id)
+    ec2.create_route(RouteTableId=rtb, DestinationCidrBlock="0.0.0.0/0", NetworkInterfaceId=target_eni)
+    return rtb
+
+
+def _launch(ec2: EC2Client, set_mac: SetMac, host: topo.Host, subnets: dict[str, str]) -> InstanceState:
+    """ENIs first (fixed addresses, then fixed MACs), then an instance that takes them at their indexes."""
+    nics: dict[str, NicState] = {}
+    for index, nic in enumerate(host.nics):
+        addrs = [nic.address, *nic.secondary]
+        eni = ec2.create_network_interface(
+            SubnetId=subnets[nic.subnet],
+            PrivateIpAddresses=[{"PrivateIpAddress": str(a), "Primary": i == 0} for i, a in enumerate(addrs)],
+            Description=f"{host.name} {nic.name}",
+            TagSpecifications=_tags("network-interface", f"{host.name}-{nic.name}"),
+        )["NetworkInterface"]
+        set_mac(eni["NetworkInterfaceId"], nic.mac)
+        nics[nic.name] = NicState(
+            eni["NetworkInterfaceId"], nic.mac, nic.subnet, index, [str(a) for a in addrs]
+        )
+    az = topo.subnet(host.nics[0].subnet).az
+    instance = ec2.run_instances(
+        ImageId=IMAGE_ID,
+        InstanceType="t3.micro",
+        MinCount=1,
+        MaxCount=1,
+        Placement={"AvailabilityZone": az},
+        NetworkInterfaces=[
+            {"DeviceIndex": n.device_index, "NetworkInterfaceId": n.eni_id} for n in nics.values()
+        ],
+        TagSpecifications=_tags("instance", host.name, (MGMT_TAG, str(host.mgmt)), (HOST_TAG, host.name)),
+    )["Instances"][0]
+    return InstanceState(instance["InstanceId"], str(host.mgmt), nics)
+
+
+def moto_mac_setter(region: str = topo.REGION, account_id: str | None = None) -> SetMac:
+    """A `set_mac` for a moto running in this process (server thread or mock_aws)."""
+    from moto.core.models import DEFAULT_ACCOUNT_ID
+    from moto.ec2.models import ec2_backends
+
+    backend = ec2_backends[account_id or DEFAULT_ACCOUNT_ID][region]
+
+    def set_mac(eni_id: str, mac: str) -> None:
+        backend.get_network_interface(eni_id).mac_address = mac
+
+    return set_mac
