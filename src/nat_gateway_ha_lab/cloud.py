@@ -155,6 +155,10 @@ def _error_body(code: str, message: str) -> str:
     )
 
 
+def _patch(owner: Any, name: str, value: Any) -> None:
+    setattr(owner, name, value)
+
+
 def apply_aws_fixes() -> None:
     """Patch moto's EC2 so it behaves like AWS where the agent depends on it. Idempotent."""
     with _STATE.lock:
@@ -166,6 +170,7 @@ def apply_aws_fixes() -> None:
     _patch_create_route()
     _patch_allocate_address()
     _patch_source_dest_check()
+    _patch_metadata_defaults()
 
 
 def _patch_dispatch() -> None:
@@ -187,7 +192,7 @@ def _patch_dispatch() -> None:
                 hook()
         return status, headers, body
 
-    EC2Response.call_action = call_action
+    _patch(EC2Response, "call_action", call_action)
 
 
 def _patch_associate_address() -> None:
@@ -229,7 +234,7 @@ def _patch_associate_address() -> None:
         old_public = target.public_ip if target is not None else None
         eip = original_backend(self, instance, eni, address, allocation_id, reassociate)
         chosen = private_ip_address or (target.private_ip_address if target is not None else None)
-        eip._natlab_private_ip = chosen
+        eip.__dict__["_natlab_private_ip"] = chosen
         if old_eni is not None and old_eni is not eip.eni and old_eni.public_ip == eip.public_ip:
             old_eni.public_ip = None
         if target is not None and chosen != target.private_ip_address:
@@ -240,14 +245,15 @@ def _patch_associate_address() -> None:
                 self.disassociate_address(address=other.public_ip)
         return eip
 
-    ElasticAddressBackend.associate_address = associate_address
+    _patch(ElasticAddressBackend, "associate_address", associate_address)
 
     def private_ip(self: Any) -> str | None:
         if self.eni is None:
             return None
-        return getattr(self, "_natlab_private_ip", None) or self.eni.private_ip_address
+        chosen = self.__dict__.get("_natlab_private_ip") or self.eni.private_ip_address
+        return str(chosen)
 
-    ElasticAddress.private_ip_address = property(private_ip)
+    _patch(ElasticAddress, "private_ip_address", property(private_ip))
 
     def associate_response(self: Any) -> Any:
         params = self._get_params()
@@ -278,7 +284,7 @@ def _patch_associate_address() -> None:
         )
         return ActionResult({"AssociationId": eip.association_id})
 
-    ElasticIPAddresses.associate_address = associate_response
+    _patch(ElasticIPAddresses, "associate_address", associate_response)
 
 
 def _patch_create_route() -> None:
@@ -301,10 +307,10 @@ def _patch_create_route() -> None:
         if destination_cidr_block or ipv6:
             rid = generate_route_id(table.id, destination_cidr_block, ipv6)
             if rid in table._routes:
-                raise RouteAlreadyExistsError(destination_cidr_block or ipv6)
+                raise RouteAlreadyExistsError(str(destination_cidr_block or ipv6))
         return original(self, route_table_id, destination_cidr_block, *a, **kw)
 
-    RouteBackend.create_route = create_route
+    _patch(RouteBackend, "create_route", create_route)
 
 
 def _patch_allocate_address() -> None:
@@ -337,7 +343,7 @@ def _patch_allocate_address() -> None:
             address = free
         return original(self, domain, address=address, tags=tags)
 
-    ElasticAddressBackend.allocate_address = allocate_address
+    _patch(ElasticAddressBackend, "allocate_address", allocate_address)
 
 
 def _patch_source_dest_check() -> None:
@@ -361,7 +367,27 @@ def _patch_source_dest_check() -> None:
             nics[0].source_dest_check = flag
         self.__dict__["_natlab_sdc"] = flag
 
-    Instance.source_dest_check = property(get, put)
+    _patch(Instance, "source_dest_check", property(get, put))
+
+
+def _patch_metadata_defaults() -> None:
+    """Instances launched without MetadataOptions require IMDSv2 tokens.
+
+    AWS launches with HttpTokens=required when the AMI says ImdsSupport v2.0 (Amazon Linux 2023, recent
+    Debian images) or the account's IMDS defaults say so, the setting this project recommends; moto
+    defaults to optional. `ModifyInstanceMetadataOptions HttpTokens=optional` still allows IMDSv1.
+    """
+    from moto.ec2.models.instances import MetadataOptions
+
+    original = MetadataOptions.__init__
+
+    def init(self: Any, options: dict[str, Any] | None = None) -> None:
+        options = dict(options or {})
+        if options.get("HttpTokens") is None:
+            options["HttpTokens"] = "required"
+        original(self, options)
+
+    _patch(MetadataOptions, "__init__", init)
 
 
 @dataclass
@@ -383,7 +409,7 @@ class ServerHandle:
 
     def reset(self) -> None:
         """Empty every backend, as `POST /moto-api/reset` does."""
-        from moto.moto_api._internal import moto_api_backend
+        from moto.moto_api._internal.models import moto_api_backend
 
         moto_api_backend.reset()
 

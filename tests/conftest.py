@@ -1,0 +1,186 @@
+"""Shared fixtures: the lab's cloud (moto in-process or as a server, AWS fixes applied) seeded with the lab's
+VPC from topology.py, and the IMDS emulator answering for one gateway. Generic on purpose: any test that
+needs "a VPC with a gateway pair" can use `cloud_world`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+
+from nat_gateway_ha_lab import cloud, imds, topology
+
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+os.environ.setdefault("AWS_DEFAULT_REGION", topology.REGION)
+cloud.apply_aws_fixes()
+
+
+@dataclass
+class World:
+    """What `seed_world` created, by name."""
+
+    ec2: Any
+    endpoint_url: str | None
+    vpc_id: str
+    subnets: dict[str, str]
+    instances: dict[str, str]  # host -> instance id
+    enis: dict[tuple[str, str], str]  # (host, nic name) -> eni id
+    main_table: str
+    private_tables: list[str]
+    public_table: str
+    igw: str
+    eips: dict[str, str] = field(default_factory=dict)  # public ip -> allocation id
+
+    def eni(self, host: str, nic: str) -> str:
+        return self.enis[(host, nic)]
+
+
+def seed_world(ec2: Any, endpoint_url: str | None, private_tables: int = 5) -> World:
+    """Create the lab VPC (topology.py) in moto: two gateways, a client, the EIP, N private route tables.
+
+    Private tables are tagged Network=private and start pointing 0.0.0.0/0 at gw1's LAN ENI, as after a
+    first election; the first len(private subnets) tables are associated with the private subnets.
+    """
+    be = cloud.backend()
+    vpc = ec2.create_vpc(CidrBlock=str(topology.VPC_CIDR))["Vpc"]["VpcId"]
+    igw = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
+    ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)
+    subnets = {
+        s.name: ec2.create_subnet(VpcId=vpc, CidrBlock=str(s.cidr), AvailabilityZone=s.az)["Subnet"][
+            "SubnetId"
+        ]
+        for s in topology.SUBNETS
+    }
+    main = ec2.describe_route_tables(
+        Filters=[{"Name": "vpc-id", "Values": [vpc]}, {"Name": "association.main", "Values": ["true"]}]
+    )["RouteTables"][0]["RouteTableId"]
+    public = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
+    ec2.create_route(RouteTableId=public, DestinationCidrBlock="0.0.0.0/0", GatewayId=igw)
+    for s in topology.SUBNETS:
+        if not s.private:
+            ec2.associate_route_table(RouteTableId=public, SubnetId=subnets[s.name])
+    instances: dict[str, str] = {}
+    enis: dict[tuple[str, str], str] = {}
+    for h in topology.HOSTS:
+        first = h.nics[0]
+        inst = ec2.run_instances(
+            ImageId="ami-12345678",
+            MinCount=1,
+            MaxCount=1,
+            InstanceType="t3.micro",
+            SubnetId=subnets[first.subnet],
+            PrivateIpAddress=str(first.address),
+            TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": h.name}]}],
+        )["Instances"][0]
+        instances[h.name] = inst["InstanceId"]
+        for index, nic in enumerate(h.nics):
+            if index == 0:
+                eni = inst["NetworkInterfaces"][0]["NetworkInterfaceId"]
+            else:
+                eni = ec2.create_network_interface(
+                    SubnetId=subnets[nic.subnet], PrivateIpAddress=str(nic.address)
+                )["NetworkInterface"]["NetworkInterfaceId"]
+                ec2.attach_network_interface(
+                    NetworkInterfaceId=eni, InstanceId=inst["InstanceId"], DeviceIndex=index
+                )
+            if nic.secondary:
+                ec2.assign_private_ip_addresses(
+                    NetworkInterfaceId=eni, PrivateIpAddresses=[str(a) for a in nic.secondary]
+                )
+            be.get_network_interface(eni).mac_address = nic.mac
+            enis[(h.name, nic.name)] = eni
+    tables = []
+    private_subnets = [s.name for s in topology.SUBNETS if s.private]
+    for i in range(private_tables):
+        rt = ec2.create_route_table(
+            VpcId=vpc,
+            TagSpecifications=[
+                {"ResourceType": "route-table", "Tags": [{"Key": "Network", "Value": "private"}]},
+            ],
+        )["RouteTable"]["RouteTableId"]
+        ec2.create_route(
+            RouteTableId=rt, DestinationCidrBlock="0.0.0.0/0", NetworkInterfaceId=enis[("gw1", "eth1")]
+        )
+        if i < len(private_subnets):
+            ec2.associate_route_table(RouteTableId=rt, SubnetId=subnets[private_subnets[i]])
+        tables.append(rt)
+    eip = ec2.allocate_address(Domain="vpc", Address="203.0.113.10")
+    return World(
+        ec2=ec2,
+        endpoint_url=endpoint_url,
+        vpc_id=vpc,
+        subnets=subnets,
+        instances=instances,
+        enis=enis,
+        main_table=main,
+        private_tables=tables,
+        public_table=public,
+        igw=igw,
+        eips={eip["PublicIp"]: eip["AllocationId"]},
+    )
+
+
+def test_client(endpoint_url: str | None) -> Any:
+    """A boto3 EC2 client for test set-up and assertions (no retries, so faults are visible)."""
+    return boto3.client(
+        "ec2",
+        region_name=topology.REGION,
+        endpoint_url=endpoint_url,
+        config=Config(retries={"mode": "standard", "max_attempts": 1}),
+    )
+
+
+test_client.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[cloud.ServerHandle]:
+    """One moto server for the session (the lab's cloud in server mode, on a free local port)."""
+    handle = cloud.serve("127.0.0.1", 0)
+    yield handle
+    handle.stop()
+
+
+@pytest.fixture(params=["inprocess", "server"])
+def cloud_mode(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """Yield the endpoint URL to use: None for moto in-process (mock_aws), the server's URL otherwise.
+
+    Both modes start from an empty cloud and leave no faults armed.
+    """
+    from moto import mock_aws
+
+    cloud.clear_faults()
+    if request.param == "inprocess":
+        with mock_aws():
+            cloud.apply_aws_fixes()
+            yield None
+    else:
+        server: cloud.ServerHandle = request.getfixturevalue("moto_server")
+        server.reset()
+        yield server.url
+        server.reset()
+    cloud.clear_faults()
+    cloud.reset_calls()
+
+
+@pytest.fixture
+def cloud_world(cloud_mode: str | None) -> World:
+    """The lab VPC with 5 private route tables, in either mode."""
+    return seed_world(test_client(cloud_mode), cloud_mode, private_tables=5)
+
+
+@pytest.fixture
+def imds_server() -> Iterator[imds.ImdsHandle]:
+    """The IMDS emulator on a free local port; set `handle.instance` via `imds_for` to choose who calls."""
+    target: dict[str, str | None] = {"id": None}
+    handle = imds.serve("127.0.0.1", 0, resolver=lambda ip: target["id"] if ip == "127.0.0.1" else None)
+    handle.target = target  # type: ignore[attr-defined]
+    yield handle
+    handle.stop()
