@@ -17,7 +17,9 @@ import sys
 import time
 from pathlib import Path
 
-CACHE_DIR = Path(os.environ.get("NATLAB_CACHE_DIR", "/var/cache/nat-gateway-ha-lab"))
+from nat_gateway_ha_lab import paths
+
+CACHE_DIR = paths.CACHE_DIR
 SUITE = "bookworm"
 MIRROR = os.environ.get("NATLAB_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 
@@ -42,6 +44,8 @@ PACKAGES: tuple[str, ...] = (
     "curl",
     "procps",
     "awscli",
+    "python3-cffi-backend",  # provides a virtual package awscli's python3-cryptography needs; debootstrap
+    # does not resolve virtual packages by itself
     "sysvinit-utils",
     "iputils-ping",
 )
@@ -138,6 +142,10 @@ def ensure_base(log: bool = True) -> Path:
     with logfile.open("w") as out:
         rc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, check=False).returncode
     if rc != 0:
+        inner = tmp / "debootstrap/debootstrap.log"
+        if inner.exists():  # the detailed log dies with the temp dir: keep it next to the summary
+            with logfile.open("a") as out:
+                out.write("\n--- debootstrap/debootstrap.log ---\n" + inner.read_text(errors="replace"))
         shutil.rmtree(tmp, ignore_errors=True)
         raise SystemExit(f"natgw-lab: debootstrap failed (exit {rc}); see {logfile}")
     _customise(tmp)
