@@ -392,6 +392,8 @@ def _plan_pair(
     destinations = list(spec.destinations)
     if spec.vip_routes:
         destinations += [v.network for v in spec.vips if v.network not in destinations]
+    # The agent tells master from backup by the VIPs keepalived adds (when its config has the field).
+    vips = {"vips": [v.ip for v in spec.vips]} if "vips" in AgentConfig.model_fields else {}
     host_plans: dict[str, HostPlan] = {}
     for h in members:
         r = hosts[h]
@@ -433,6 +435,7 @@ def _plan_pair(
                 ],
                 route_tables=spec.route_tables,
                 destinations=destinations,
+                **vips,
                 **spec.agent,
             )
         except ValidationError as exc:
