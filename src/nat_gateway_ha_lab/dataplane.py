@@ -1,0 +1,322 @@
+"""The VPC's data plane: the kernel in natlab-vpc forwards as the EC2 API says, and only as it says.
+
+- Each subnet's traffic (arriving on its bridge) is routed by its route table, copied into a kernel table of
+  its own; VPC-local destinations always stay local, as AWS's `local` route does. A route to an ENI becomes
+  "via that ENI's primary IP on its subnet's bridge", to the IGW "via the internet host", anything else (or
+  an ENI without an instance) a blackhole.
+- The internet gateway realises EIP associations as stateless 1:1 NAT on the IGW link (nftables, notrack,
+  address maps swapped in one transaction): no ports and no connection state, so a flow survives an EIP
+  moving between gateways, as at AWS. A private address without an EIP never reaches the internet.
+
+`DataPlane.sync()` reads the cloud (a `CloudView`), applies only what changed and appends one line per
+change to the log the benchmarks read: `<epoch> route rtb-.. 0.0.0.0/0 -> eni-.. (gw2)` and
+`<epoch> eip 203.0.113.10 -> 10.77.1.54 (gw2)`, with `none` when a route or association disappears.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address
+from pathlib import Path
+from typing import Any
+
+from nat_gateway_ha_lab import topology as topo
+
+log = logging.getLogger(__name__)
+
+VPC_NETNS = f"{topo.PREFIX}-vpc"
+IGW_LINK = f"{topo.PREFIX}-igw"
+NFT_TABLE = "natlab_igw"
+TABLE_BASE = 100  # kernel table of topology subnet i: TABLE_BASE + i
+RULE_LOCAL = 100  # `to VPC lookup main`
+RULE_SUBNET = 200  # + i: `iif <bridge> lookup <its table>`
+RULE_DROP = 300  # + i: `iif <bridge> blackhole` (no route in the table: dropped, as at AWS)
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a route sends traffic, resolved to what the kernel needs."""
+
+    label: str  # what the log shows: eni-.. (gw2), igw-.. (internet), blackhole
+    next_hop: IPv4Address | None = None
+    dev: str | None = None
+
+    def kernel(self, dest: str) -> str:
+        if self.next_hop is None or self.dev is None:
+            return f"blackhole {dest}"
+        return f"{dest} via {self.next_hop} dev {self.dev} onlink"
+
+
+BLACKHOLE = Target("blackhole")
+
+
+@dataclass(frozen=True)
+class Eip:
+    private_ip: IPv4Address
+    host: str
+
+
+@dataclass
+class CloudView:
+    """What the data plane follows: every route table's routes, each subnet's table, each EIP's mapping."""
+
+    routes: dict[str, dict[str, Target]] = field(default_factory=dict)  # rtb -> destination -> target
+    subnet_tables: dict[str, str] = field(default_factory=dict)  # topology subnet name -> rtb
+    eips: dict[IPv4Address, Eip | None] = field(default_factory=dict)  # public -> mapping
+
+
+def view_from_moto(backend: Any) -> CloudView:
+    """Read the lab VPC's state from an in-process moto EC2 backend (the lab's cloud, or mock_aws)."""
+    for attempt in range(5):  # other request threads may mutate dicts while we iterate them
+        try:
+            return _read_moto(backend)
+        except RuntimeError:
+            if attempt == 4:
+                raise
+            time.sleep(0.001)
+    raise AssertionError("unreachable")
+
+
+def _read_moto(backend: Any) -> CloudView:
+    view = CloudView()
+    vpc = next((v for v in list(backend.vpcs.values()) if v.cidr_block == str(topo.VPC_CIDR)), None)
+    if vpc is None:
+        return view
+    bridge_of = {str(s.cidr): s.bridge for s in topo.SUBNETS}
+    name_of = {str(s.cidr): s.name for s in topo.SUBNETS}
+
+    def host(instance: Any) -> str:
+        return str(backend.tags.get(instance.id, {}).get("Name", instance.id)) if instance else "-"
+
+    def eni_target(eni: Any) -> Target:
+        label = f"{eni.id} ({host(eni.instance)})"
+        bridge = bridge_of.get(eni.subnet.cidr_block)
+        if eni.instance is None or bridge is None:
+            return Target(label)
+        return Target(label, IPv4Address(eni.private_ip_address), bridge)
+
+    main_rtb = None
+    for rtb in list(backend.route_tables.values()):
+        if rtb.vpc_id != vpc.id:
+            continue
+        if rtb.main_association_id is not None:
+            main_rtb = rtb.id
+        table: dict[str, Target] = {}
+        for route in list(rtb._routes.values()):
+            dest = route.destination_cidr_block
+            if route.local or not dest:
+                continue
+            if route.interface is not None:
+                table[dest] = eni_target(route.interface)
+            elif route.instance is not None:
+                table[dest] = eni_target(route.instance.nics[0])
+            elif route.gateway is not None and str(route.gateway.id).startswith("igw-"):
+                table[dest] = Target(f"{route.gateway.id} (internet)", topo.INTERNET_HOST.ip, IGW_LINK)
+            else:
+                table[dest] = BLACKHOLE
+        view.routes[rtb.id] = table
+        for subnet_id in list(rtb._associations.values()):
+            if subnet_id.startswith("subnet-"):
+                cidr = backend.get_subnet(subnet_id).cidr_block
+                if cidr in name_of:
+                    view.subnet_tables[name_of[cidr]] = rtb.id
+    for sn in topo.SUBNETS:
+        if sn.name not in view.subnet_tables and main_rtb is not None:
+            view.subnet_tables[sn.name] = main_rtb
+
+    for eip in list(backend.addresses):
+        public = IPv4Address(eip.public_ip)
+        eni = eip.eni
+        if eni is None or eni.subnet.vpc_id != vpc.id:
+            view.eips[public] = None
+        else:
+            view.eips[public] = Eip(IPv4Address(eip.private_ip_address), host(eni.instance))
+    return view
+
+
+def _run(cmd: list[str], stdin: str | None = None) -> None:
+    done = subprocess.run(cmd, input=stdin, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"{' '.join(cmd)} failed ({done.returncode}): {done.stderr.strip()}\n{stdin or ''}"
+        )
+
+
+def _ip_batch(netns: str, commands: list[str]) -> None:
+    if commands:
+        _run(["ip", "-n", netns, "-batch", "-"], "\n".join(commands) + "\n")
+
+
+def _nft(netns: str, script: str) -> None:
+    _run(["ip", "netns", "exec", netns, "nft", "-f", "-"], script)
+
+
+def _table_script(eips: dict[IPv4Address, Eip | None]) -> str:
+    """One nft transaction: both address maps replaced at once, so no packet sees half a move."""
+    inbound = [f"{pub} : {m.private_ip}" for pub, m in sorted(eips.items()) if m is not None]
+    outbound = [f"{m.private_ip} : {pub}" for pub, m in sorted(eips.items()) if m is not None]
+    lines = [f"flush map ip {NFT_TABLE} eip_in", f"flush map ip {NFT_TABLE} eip_out"]
+    if inbound:
+        lines.append(f"add element ip {NFT_TABLE} eip_in {{ {', '.join(inbound)} }}")
+        lines.append(f"add element ip {NFT_TABLE} eip_out {{ {', '.join(sorted(outbound))} }}")
+    return "\n".join(lines) + "\n"
+
+
+def _base_ruleset() -> str:
+    return f"""
+table ip {NFT_TABLE}
+delete table ip {NFT_TABLE}
+table ip {NFT_TABLE} {{
+    map eip_in {{ type ipv4_addr : ipv4_addr; }}
+    map eip_out {{ type ipv4_addr : ipv4_addr; }}
+    chain pre {{
+        type filter hook prerouting priority raw; policy accept;
+        notrack
+        iifname "{IGW_LINK}" ip daddr set ip daddr map @eip_in
+        iifname "{IGW_LINK}" ip daddr {topo.EIP_POOL} counter drop comment "no EIP association"
+    }}
+    chain post {{
+        type filter hook postrouting priority raw; policy accept;
+        oifname "{IGW_LINK}" ip saddr set ip saddr map @eip_out
+        oifname "{IGW_LINK}" ip saddr {topo.VPC_CIDR} counter drop comment "private source without an EIP"
+    }}
+}}
+"""
+
+
+def setup(netns: str = VPC_NETNS) -> None:
+    """Forwarding, the policy rules and the empty NAT table in the VPC router's namespace. Idempotent."""
+    sysctls = ["net.ipv4.ip_forward=1", "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0"]
+    # The router forwards a client's packet back out of the bridge it came in on (gateway on the same
+    # subnet): without this it would tell the client to bypass it with an ICMP redirect.
+    for dev in ("all", "default", *(s.bridge for s in topo.SUBNETS)):
+        sysctls.append(f"net.ipv4.conf.{dev}.send_redirects=0")
+    _run(["ip", "netns", "exec", netns, "sysctl", "-q", "-w", *sysctls])
+    _remove_rules(netns)
+    rules = [f"rule add pref {RULE_LOCAL} to {topo.VPC_CIDR} lookup main"]
+    for i, sn in enumerate(topo.SUBNETS):
+        rules.append(f"rule add pref {RULE_SUBNET + i} iif {sn.bridge} lookup {TABLE_BASE + i}")
+        rules.append(f"rule add pref {RULE_DROP + i} iif {sn.bridge} blackhole")
+        rules.append(f"route flush table {TABLE_BASE + i}")
+    _ip_batch(netns, rules)
+    _nft(netns, _base_ruleset())
+
+
+def teardown(netns: str = VPC_NETNS) -> None:
+    """Remove what `setup` and `sync` added, if the namespace still exists."""
+    if not Path("/run/netns", netns).exists():
+        return
+    _remove_rules(netns)
+    for i in range(len(topo.SUBNETS)):
+        subprocess.run(
+            ["ip", "-n", netns, "route", "flush", "table", str(TABLE_BASE + i)], capture_output=True
+        )
+    _nft(netns, f"table ip {NFT_TABLE}\ndelete table ip {NFT_TABLE}\n")
+
+
+def _remove_rules(netns: str) -> None:
+    prefs = [RULE_LOCAL] + [base + i for base in (RULE_SUBNET, RULE_DROP) for i in range(len(topo.SUBNETS))]
+    for pref in prefs:
+        while (
+            subprocess.run(
+                ["ip", "-n", netns, "rule", "del", "pref", str(pref)], capture_output=True
+            ).returncode
+            == 0
+        ):
+            pass
+
+
+class DataPlane:
+    """Follows a `CloudView` source; `sync()` is safe to call from any thread, as often as wanted."""
+
+    def __init__(self, read_view: Callable[[], CloudView], log_path: Path, netns: str = VPC_NETNS) -> None:
+        self._read_view = read_view
+        self._netns = netns
+        self._log_path = log_path
+        self._lock = threading.Lock()
+        self._seen = CloudView()
+        self._kernel: dict[str, dict[str, str]] = {}  # subnet -> destination -> kernel route applied
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.errors = 0
+
+    def sync(self) -> int:
+        """Apply what changed since the last sync; returns the number of changes logged."""
+        with self._lock:
+            view = self._read_view()
+            self._apply_routes(view)
+            if view.eips != self._seen.eips:
+                _nft(self._netns, _table_script(view.eips))
+            lines = _changes(self._seen, view, time.time())
+            self._seen = view
+            self._write(lines)
+            return len(lines)
+
+    def _apply_routes(self, view: CloudView) -> None:
+        commands: list[str] = []
+        applied: dict[str, dict[str, str]] = {}
+        for i, sn in enumerate(topo.SUBNETS):
+            rtb = view.subnet_tables.get(sn.name)
+            want = {d: t.kernel(d) for d, t in (view.routes.get(rtb, {}) if rtb else {}).items()}
+            have = self._kernel.get(sn.name, {})
+            table = TABLE_BASE + i
+            commands += [
+                f"route replace {r} table {table}" for d, r in sorted(want.items()) if have.get(d) != r
+            ]
+            commands += [f"route del {d} table {table}" for d in sorted(have) if d not in want]
+            applied[sn.name] = want
+        _ip_batch(self._netns, commands)
+        self._kernel = applied
+
+    def _write(self, lines: list[str]) -> None:
+        if not lines:
+            return
+        with self._log_path.open("a") as f:
+            f.write("".join(line + "\n" for line in lines))
+        for line in lines:
+            log.info("%s", line)
+
+    def on_mutation(self) -> None:
+        """The cloud's hook: follow every successful mutation before the API answers."""
+        try:
+            self.sync()
+        except Exception:
+            self.errors += 1
+            log.exception("data plane sync after a mutation failed")
+
+    def start(self, interval: float = 5.0) -> None:
+        """A slow safety net under the hook: resync every `interval` seconds."""
+
+        def loop() -> None:
+            while not self._stop.wait(interval):
+                self.on_mutation()
+
+        self._thread = threading.Thread(target=loop, name="dataplane-sync", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+
+def _changes(before: CloudView, after: CloudView, now: float) -> list[str]:
+    """The log lines for what differs between two views (`none` for what disappeared)."""
+    lines = []
+    for rtb in sorted(set(before.routes) | set(after.routes)):
+        old, new = before.routes.get(rtb, {}), after.routes.get(rtb, {})
+        for dest in sorted(set(old) | set(new)):
+            if old.get(dest) != new.get(dest):
+                label = new[dest].label if dest in new else "none"
+                lines.append(f"{now:.6f} route {rtb} {dest} -> {label}")
+    for public in sorted(set(before.eips) | set(after.eips)):
+        old_eip, new_eip = before.eips.get(public), after.eips.get(public)
+        if old_eip != new_eip or (public in before.eips) != (public in after.eips):
+            where = f"{new_eip.private_ip} ({new_eip.host})" if new_eip else "none"
+            lines.append(f"{now:.6f} eip {public} -> {where}")
+    return lines

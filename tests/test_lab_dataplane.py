@@ -1,0 +1,359 @@
+"""The lab's data plane follows the EC2 API, and only the API: routes steer the client, EIPs let replies back.
+
+The netns tests build a small copy of the lab's VPC under their own namespace names (`nltest-*`, so a running
+lab is left alone): the VPC router with one bridge per subnet, two "gateways" that forward and SNAT like the
+role's hosts, a client, and the internet host running the lab's HTTP server. moto runs as the lab runs it
+(`cloud.serve` with the data plane as its mutation hook), seeded by `seed.seed`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from ipaddress import IPv4Address
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from nat_gateway_ha_lab import cloud, dataplane, internet, seed
+from nat_gateway_ha_lab import topology as topo
+
+NS = "nltest"
+VPC = f"{NS}-vpc"
+EIP = str(seed.LAB_EIP)
+WHOAMI = f"http://{topo.INTERNET_HOST.ip}/whoami"
+GW1, GW2 = topo.gateways()
+
+
+def _ns(host: str) -> str:
+    return f"{NS}-{host}"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Without root: what the data plane reads from the cloud and what it would log and program.
+
+
+@pytest.fixture
+def seeded() -> Iterator[tuple[Any, seed.CloudState]]:
+    with mock_aws():
+        cloud.apply_aws_fixes()
+        ec2 = boto3.client("ec2", region_name=topo.REGION)
+        yield ec2, seed.seed(ec2, seed.moto_mac_setter(), endpoint_url="mock")
+
+
+def test_view_resolves_routes_to_next_hops(seeded: tuple[Any, seed.CloudState]) -> None:
+    _ec2, state = seeded
+    view = dataplane.view_from_moto(cloud.backend())
+    lan_a = state.private_route_tables["lan-a"]
+    assert view.subnet_tables["lan-a"] == lan_a
+    assert view.subnet_tables["pub-a"] == state.public_route_table
+    target = view.routes[lan_a]["0.0.0.0/0"]
+    gw1_lan = GW1.nic("eth1")
+    assert target.next_hop == gw1_lan.address
+    assert target.dev == topo.subnet(gw1_lan.subnet).bridge
+    assert target.label == f"{state.instances['gw1'].nics['eth1'].eni_id} (gw1)"
+    igw = view.routes[state.public_route_table]["0.0.0.0/0"]
+    assert (igw.next_hop, igw.dev) == (topo.INTERNET_HOST.ip, dataplane.IGW_LINK)
+    assert view.eips == {IPv4Address(EIP): None}
+
+
+def test_view_follows_eip_to_the_requested_private_ip(seeded: tuple[Any, seed.CloudState]) -> None:
+    ec2, state = seeded
+    wan = state.instances["gw2"].nics["eth0"]
+    ec2.associate_address(
+        AllocationId=state.eip_allocation_id,
+        NetworkInterfaceId=wan.eni_id,
+        PrivateIpAddress=wan.private_ips[1],
+    )
+    view = dataplane.view_from_moto(cloud.backend())
+    assert view.eips[IPv4Address(EIP)] == dataplane.Eip(IPv4Address(wan.private_ips[1]), "gw2")
+
+
+def test_changes_are_logged_once_with_owner_names(seeded: tuple[Any, seed.CloudState]) -> None:
+    ec2, state = seeded
+    before = dataplane.view_from_moto(cloud.backend())
+    lan_b = state.private_route_tables["lan-b"]
+    gw2_lan = state.instances["gw2"].nics["eth1"].eni_id
+    ec2.replace_route(RouteTableId=lan_b, DestinationCidrBlock="0.0.0.0/0", NetworkInterfaceId=gw2_lan)
+    ec2.delete_route(RouteTableId=state.private_route_tables["lan-a"], DestinationCidrBlock="0.0.0.0/0")
+    after = dataplane.view_from_moto(cloud.backend())
+    lines = dataplane._changes(before, after, 12.5)
+    assert sorted(lines) == sorted(
+        [
+            f"12.500000 route {state.private_route_tables['lan-a']} 0.0.0.0/0 -> none",
+            f"12.500000 route {lan_b} 0.0.0.0/0 -> {gw2_lan} (gw2)",
+        ]
+    )
+    assert dataplane._changes(after, after, 13.0) == []
+
+
+def test_nat_maps_are_swapped_in_one_transaction() -> None:
+    script = dataplane._table_script({IPv4Address(EIP): dataplane.Eip(IPv4Address("10.77.1.54"), "gw2")})
+    lines = script.splitlines()
+    assert lines[:2] == [
+        f"flush map ip {dataplane.NFT_TABLE} eip_in",
+        f"flush map ip {dataplane.NFT_TABLE} eip_out",
+    ]
+    assert f"eip_in {{ {EIP} : 10.77.1.54 }}" in lines[2]
+    assert f"eip_out {{ 10.77.1.54 : {EIP} }}" in lines[3]
+    assert dataplane._table_script({IPv4Address(EIP): None}).count("add element") == 0
+
+
+# ---------------------------------------------------------------------------------------------------------
+# With root: a small VPC in network namespaces, forwarding for real.
+
+
+def sh(*cmd: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(list(cmd), input=stdin, capture_output=True, text=True, check=False)
+    if check and done.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)}: {done.stderr.strip()}")
+    return done
+
+
+def in_ns(host: str, *cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return sh("ip", "netns", "exec", _ns(host), *cmd, check=check)
+
+
+def _gateway_rules(host: topo.Host) -> str:
+    """What the role does to a gateway, in short: SNAT to the EIP's private IP, drop mid-stream strangers."""
+    wan = host.nic("eth0")
+    return f"""
+table ip gw {{
+    chain forwarded {{
+        type filter hook forward priority 0;
+        iifname "eth1" counter
+    }}
+    chain inbound {{
+        type filter hook input priority 0;
+        iifname "eth0" ct state new tcp flags & (fin|syn|rst|ack) != syn drop
+    }}
+    chain post {{
+        type nat hook postrouting priority srcnat;
+        oifname "eth0" snat to {wan.secondary[0]}
+    }}
+}}
+"""
+
+
+def _teardown_netns() -> None:
+    for host in ("vpc", "inet", *(h.name for h in topo.HOSTS)):
+        sh("ip", "netns", "del", _ns(host), check=False)
+
+
+def _build_netns() -> None:
+    _teardown_netns()
+    for host in ("vpc", "inet", *(h.name for h in topo.HOSTS)):
+        sh("ip", "netns", "add", _ns(host))
+        sh("ip", "-n", _ns(host), "link", "set", "lo", "up")
+    for sn in topo.SUBNETS:
+        sh("ip", "-n", VPC, "link", "add", sn.bridge, "type", "bridge", "forward_delay", "0")
+        sh("ip", "-n", VPC, "addr", "add", f"{sn.router}/{sn.cidr.prefixlen}", "dev", sn.bridge)
+        sh("ip", "-n", VPC, "link", "set", sn.bridge, "up")
+    sh(
+        "ip",
+        "-n",
+        VPC,
+        "link",
+        "add",
+        dataplane.IGW_LINK,
+        "type",
+        "veth",
+        "peer",
+        "eth0",
+        "netns",
+        _ns("inet"),
+    )
+    sh("ip", "-n", VPC, "addr", "add", str(topo.IGW_OUTSIDE), "dev", dataplane.IGW_LINK)
+    sh("ip", "-n", VPC, "link", "set", dataplane.IGW_LINK, "up")
+    sh("ip", "-n", _ns("inet"), "addr", "add", str(topo.INTERNET_HOST), "dev", "eth0")
+    sh("ip", "-n", _ns("inet"), "link", "set", "eth0", "up")
+    sh("ip", "-n", _ns("inet"), "route", "add", str(topo.EIP_POOL), "via", str(topo.IGW_OUTSIDE.ip))
+    for host in topo.HOSTS:
+        for nic in host.nics:
+            sn = topo.subnet(nic.subnet)
+            port = f"{host.name}-{nic.name}"
+            sh(
+                "ip",
+                "-n",
+                VPC,
+                "link",
+                "add",
+                port,
+                "type",
+                "veth",
+                "peer",
+                nic.name,
+                "netns",
+                _ns(host.name),
+            )
+            sh("ip", "-n", VPC, "link", "set", port, "master", sn.bridge, "up")
+            sh("ip", "-n", _ns(host.name), "link", "set", nic.name, "address", nic.mac, "up")
+            for addr in (nic.address, *nic.secondary):
+                sh("ip", "-n", _ns(host.name), "addr", "add", f"{addr}/{sn.cidr.prefixlen}", "dev", nic.name)
+        first = topo.subnet(host.nics[0].subnet)
+        sh("ip", "-n", _ns(host.name), "route", "add", "default", "via", str(first.router))
+        if host.role == "gateway":
+            in_ns(
+                host.name,
+                "sysctl",
+                "-qw",
+                "net.ipv4.ip_forward=1",
+                "net.ipv4.conf.all.rp_filter=2",
+                "net.netfilter.nf_conntrack_tcp_be_liberal=1",
+            )
+            sh("ip", "netns", "exec", _ns(host.name), "nft", "-f", "-", stdin=_gateway_rules(host))
+
+
+@dataclass
+class Lab:
+    ec2: Any
+    state: seed.CloudState
+    plane: dataplane.DataPlane
+    log: Path
+
+    def eni(self, host: str, nic: str) -> str:
+        return self.state.instances[host].nics[nic].eni_id
+
+    def point_routes(self, host: str) -> None:
+        for rtb in self.state.private_route_tables.values():
+            self.ec2.replace_route(
+                RouteTableId=rtb, DestinationCidrBlock="0.0.0.0/0", NetworkInterfaceId=self.eni(host, "eth1")
+            )
+
+    def move_eip(self, host: str) -> None:
+        wan = self.state.instances[host].nics["eth0"]
+        self.ec2.associate_address(
+            AllocationId=self.state.eip_allocation_id,
+            NetworkInterfaceId=wan.eni_id,
+            PrivateIpAddress=wan.private_ips[1],
+            AllowReassociation=True,
+        )
+
+    def forwarded(self, host: str) -> int:
+        out = in_ns(host, "nft", "list", "chain", "ip", "gw", "forwarded").stdout
+        return int(out.split("packets")[1].split()[0])
+
+
+def whoami(timeout: float = 2.0) -> str | None:
+    done = in_ns("client", "curl", "-sS", "-m", str(timeout), WHOAMI, check=False)
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+needs_root = pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("nft") is None, reason="needs root and nftables for network namespaces"
+)
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    if os.geteuid() != 0 or shutil.which("nft") is None:
+        pytest.skip("needs root and nftables for network namespaces")
+    _build_netns()
+    log = tmp_path_factory.mktemp("dataplane") / "dataplane.log"
+    inet = subprocess.Popen(
+        ["ip", "netns", "exec", _ns("inet"), sys.executable, "-m", "nat_gateway_ha_lab.internet"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    plane = dataplane.DataPlane(lambda: dataplane.view_from_moto(cloud.backend()), log, netns=VPC)
+    server = cloud.serve("127.0.0.1", 0, plane.on_mutation)
+    try:
+        server.reset()
+        dataplane.setup(VPC)
+        ec2 = boto3.client("ec2", region_name=topo.REGION, endpoint_url=server.url)
+        state = seed.seed(ec2, seed.moto_mac_setter(), endpoint_url=server.url)
+        plane.sync()
+        deadline = time.monotonic() + 10
+        while sh("ip", "netns", "exec", _ns("inet"), "ss", "-Hltn", "sport = :80").stdout.strip() == "":
+            assert time.monotonic() < deadline, "internet server did not start"
+            time.sleep(0.1)
+        yield Lab(ec2, state, plane, log)
+    finally:
+        server.stop()
+        server.reset()
+        inet.terminate()
+        inet.wait(timeout=5)
+        dataplane.teardown(VPC)
+        _teardown_netns()
+
+
+@pytest.mark.netns
+@needs_root
+def test_no_eip_no_egress_then_egress_through_the_eip(lab: Lab) -> None:
+    lab.point_routes("gw1")
+    assert whoami(timeout=1) is None  # seeded: EIP allocated, not associated: the IGW drops the traffic
+    lab.move_eip("gw1")
+    assert whoami() == EIP
+    assert f"eip {EIP} -> {GW1.nic('eth0').secondary[0]} (gw1)" in lab.log.read_text()
+
+
+@pytest.mark.netns
+@needs_root
+def test_client_traffic_follows_the_route_table_only(lab: Lab) -> None:
+    lab.point_routes("gw1")
+    lab.move_eip("gw1")
+    assert whoami() == EIP
+    # The EIP moves, the route does not: traffic still goes to gw1, whose SNAT address has no EIP any more.
+    lab.move_eip("gw2")
+    before = lab.forwarded("gw1"), lab.forwarded("gw2")
+    assert whoami(timeout=1) is None
+    assert lab.forwarded("gw1") > before[0] and lab.forwarded("gw2") == before[1]
+    # Now the route moves too: gw2 forwards and the reply comes back through the EIP.
+    lab.point_routes("gw2")
+    before = lab.forwarded("gw1"), lab.forwarded("gw2")
+    assert whoami() == EIP
+    assert lab.forwarded("gw2") > before[1] and lab.forwarded("gw1") == before[0]
+    # The route moves back, the EIP does not: gw1 forwards, but replies have nowhere to come back to.
+    lab.point_routes("gw1")
+    assert whoami(timeout=1) is None
+    lines = lab.log.read_text().splitlines()
+    rtb = lab.state.private_route_tables["lan-a"]
+    assert any(line.endswith(f"route {rtb} 0.0.0.0/0 -> {lab.eni('gw2', 'eth1')} (gw2)") for line in lines)
+    assert float(lines[-1].split()[0]) > 0
+
+
+@pytest.mark.netns
+@needs_root
+def test_a_tcp_flow_survives_the_eip_and_routes_moving(lab: Lab) -> None:
+    """The IGW's NAT is stateless: after the move the server still talks to the same EIP and port."""
+    lab.point_routes("gw1")
+    lab.move_eip("gw1")
+    size, rate = 3_000_000, 1_000_000  # about 3 s
+    out = Path(lab.log.parent, "download")
+    curl = subprocess.Popen(
+        [
+            "ip",
+            "netns",
+            "exec",
+            _ns("client"),
+            "curl",
+            "-sS",
+            "-m",
+            "30",
+            "-o",
+            str(out),
+            f"http://{topo.INTERNET_HOST.ip}/bytes?size={size}&rate={rate}",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(1.0)
+    assert 0 < out.stat().st_size < size, "the download should be under way when the gateway changes"
+    # Routes first, as a takeover should: the client's ACKs then reach gw2 and give it the flow's state
+    # before the EIP brings the server's segments there (gw2 cannot forward those without that state).
+    lab.point_routes("gw2")
+    lab.move_eip("gw2")
+    forwarded = lab.forwarded("gw2")
+    _, err = curl.communicate(timeout=30)
+    assert curl.returncode == 0, err
+    assert hashlib.sha256(out.read_bytes()).hexdigest() == internet.sha256(size)
+    assert lab.forwarded("gw2") > forwarded  # the rest of the flow went through gw2
