@@ -14,11 +14,12 @@ Ticks = Sequence[Sequence[float]]  # [(epoch, cumulative bytes), ...] every 10 m
 
 
 def longest_gap(ticks: Ticks, start: float, end: float) -> tuple[float, float]:
-    """Longest stretch inside [start, end] with no byte received; returns (gap seconds, gap start epoch).
+    """Longest stretch with no byte received that is under way in [start, end]: (seconds, start epoch).
 
     A stretch starts at the last tick that saw the byte count grow and ends at the next one that does, so the
-    figure is what the user waited, within one tick (10 ms). A download that never resumes gives a gap that
-    runs to the end of the recording.
+    figure is what the user waited, within one tick (10 ms). It is counted from `start` at the earliest but
+    not cut at `end`: a failover whose path comes back only after the failback shows its whole wait. A
+    download that never resumes gives a gap that runs to the end of the recording.
     """
     grew = [ticks[0][0]] if ticks else []
     grew += [t for (t, n), (_, prev) in zip(ticks[1:], ticks[:-1], strict=False) if n > prev]
@@ -28,7 +29,7 @@ def longest_gap(ticks: Ticks, start: float, end: float) -> tuple[float, float]:
     for a, b in itertools.pairwise(grew):
         if b < start or a > end:
             continue
-        gap = min(b, end) - max(a, start)
+        gap = b - max(a, start)
         if gap > best:
             best, at = gap, max(a, start)
     return best, at
