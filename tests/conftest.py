@@ -45,8 +45,9 @@ class World:
 def seed_world(ec2: Any, endpoint_url: str | None, private_tables: int = 5) -> World:
     """Create the lab VPC (topology.py) in moto: two gateways, a client, the EIP, N private route tables.
 
-    Private tables are tagged Network=private and start pointing 0.0.0.0/0 at gw1's LAN ENI, as after a
-    first election; the first len(private subnets) tables are associated with the private subnets.
+    Private tables are tagged Network=private and start pointing 0.0.0.0/0 at gw1's LAN ENI and the EIP sits
+    on gw1's WAN secondary IP, as after a first election; the first tables are associated with the private
+    subnets.
     """
     be = cloud.backend()
     vpc = ec2.create_vpc(CidrBlock=str(topology.VPC_CIDR))["Vpc"]["VpcId"]
@@ -112,6 +113,11 @@ def seed_world(ec2: Any, endpoint_url: str | None, private_tables: int = 5) -> W
             ec2.associate_route_table(RouteTableId=rt, SubnetId=subnets[private_subnets[i]])
         tables.append(rt)
     eip = ec2.allocate_address(Domain="vpc", Address="203.0.113.10")
+    ec2.associate_address(
+        AllocationId=eip["AllocationId"],
+        NetworkInterfaceId=enis[("gw1", "eth0")],
+        PrivateIpAddress=str(topology.host("gw1").nic("eth0").secondary[0]),
+    )
     return World(
         ec2=ec2,
         endpoint_url=endpoint_url,
@@ -184,3 +190,63 @@ def imds_server() -> Iterator[imds.ImdsHandle]:
     handle.target = target  # type: ignore[attr-defined]
     yield handle
     handle.stop()
+
+
+def agent_config(world: World, host: str, imds_url: str, tmp: Any, **overrides: Any) -> Any:
+    """An AgentConfig for `host` of the lab pair, as the role would render it (EIP on eth0's secondary IP)."""
+    from nat_gateway_ha.config import AgentConfig
+
+    h = topology.host(host)
+    base: dict[str, Any] = {
+        "pair": "lab",
+        "host": host,
+        "vrrp_instance": "VI_1",
+        "region": topology.REGION,
+        "endpoint_url": world.endpoint_url,
+        "imds_url": imds_url,
+        "wan_eni": {"mac": h.nic("eth0").mac},
+        "lan_eni": {"mac": h.nic("eth1").mac},
+        "eips": [{"eip": {"public_ip": "203.0.113.10"}, "private_ip": str(h.nic("eth0").secondary[0])}],
+        "route_tables": {"tags": {"Network": "private"}},
+        "fifo_path": str(tmp / "notify.fifo"),
+        "state_dir": str(tmp / "state"),
+        "reconcile_interval": 5.0,
+    }
+    base.update(overrides)
+    return AgentConfig.model_validate(base)
+
+
+@pytest.fixture
+def connect_as(imds_server: imds.ImdsHandle, tmp_path: Any) -> Iterator[Any]:
+    """`connect_as(world, host, **config_overrides) -> Cloud`: the agent's start-up (IMDS, resolve)."""
+    from nat_gateway_ha.cli import connect
+
+    made: list[Any] = []
+
+    def make(world: World, host: str, **overrides: Any) -> Any:
+        imds_server.target["id"] = world.instances[host]  # type: ignore[attr-defined]
+        cfg = agent_config(world, host, imds_server.url, tmp_path / host, **overrides)
+        c = connect(cfg)
+        c.cfg = cfg
+        made.append(c)
+        return c
+
+    yield make
+    for c in made:
+        c.close()
+
+
+def route_targets(ec2: Any, tables: list[str], dest: str = "0.0.0.0/0") -> dict[str, str | None]:
+    """Route table id -> the ENI its `dest` route points at (None when missing)."""
+    out: dict[str, str | None] = {t: None for t in tables}
+    for i in range(0, len(tables), 100):
+        for t in ec2.describe_route_tables(RouteTableIds=tables[i : i + 100])["RouteTables"]:
+            for r in t["Routes"]:
+                if r.get("DestinationCidrBlock") == dest:
+                    out[t["RouteTableId"]] = r.get("NetworkInterfaceId")
+    return out
+
+
+def eip_target(ec2: Any, public_ip: str = "203.0.113.10") -> tuple[str | None, str | None]:
+    a = ec2.describe_addresses(PublicIps=[public_ip])["Addresses"][0]
+    return a.get("NetworkInterfaceId"), a.get("PrivateIpAddress")

@@ -99,6 +99,9 @@ class AgentConfig(StrictModel):
     fifo_path: Path = Path("/run/nat-gateway-ha/notify.fifo")
     state_dir: Path = Path("/var/lib/nat-gateway-ha")
     metrics_textfile: Path | None = None
+    # Addresses keepalived adds only while MASTER (the pair's VIPs): at start the agent finds out whether it
+    # is master from them, so an agent restart on the master keeps reconciling.
+    vips: list[IPv4Address] = Field(default_factory=list)
 
     @classmethod
     def load(cls, path: Path) -> AgentConfig:

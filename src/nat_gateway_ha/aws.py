@@ -1,0 +1,27 @@
+"""The one place boto3 clients are made: short timeouts and standard retries, as a failover path needs."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import boto3
+from botocore.config import Config
+
+from nat_gateway_ha.config import AgentConfig
+
+if TYPE_CHECKING:
+    from mypy_boto3_ec2 import EC2Client
+
+
+def ec2_client(cfg: AgentConfig, region: str) -> EC2Client:
+    """An EC2 client for the agent; botocore's standard mode retries throttling and 5xx with jitter."""
+    config = Config(
+        region_name=region,
+        connect_timeout=cfg.api_connect_timeout,
+        read_timeout=cfg.api_read_timeout,
+        retries={"mode": "standard", "max_attempts": cfg.api_max_attempts},
+        max_pool_connections=max(10, cfg.max_concurrency + 4),
+        tcp_keepalive=True,
+    )
+    session = boto3.session.Session()
+    return session.client("ec2", endpoint_url=cfg.endpoint_url, config=config)

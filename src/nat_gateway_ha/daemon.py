@@ -1,0 +1,261 @@
+"""The agent's loop: keepalived's notify FIFO in, takeovers and reconciliation out, one at a time.
+
+A reader thread turns FIFO lines into events; one worker acts on them. Fast transitions coalesce (the
+latest state wins, after an optional debounce), so MASTER,BACKUP,MASTER ends as one owner and never runs
+two takeovers at once. While MASTER the worker re-checks ownership every reconcile_interval seconds and
+repairs drift (a route changed by hand, a claim lost in a split brain, a half-finished takeover).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import select
+import stat
+import subprocess
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from nat_gateway_ha import log, metrics, status
+from nat_gateway_ha.config import AgentConfig
+from nat_gateway_ha.fifo import Event, for_instance
+from nat_gateway_ha.takeover import Cloud, Result
+
+RECLAIM = {"MASTER", "MASTER_RX_LOWER_PRI"}
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def open_fifo(path: Path) -> int:
+    """Create the FIFO if missing and open it read-write, so we never see EOF when keepalived restarts."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.mkfifo(path, 0o600)
+    except FileExistsError:
+        if not stat.S_ISFIFO(path.stat().st_mode):
+            raise RuntimeError(f"{path} exists and is not a FIFO") from None
+    return os.open(path, os.O_RDWR | os.O_NONBLOCK)
+
+
+def holds_address(addresses: list[str]) -> bool:
+    """Whether any of these addresses is configured on this host (keepalived adds the VIP only as master)."""
+    if not addresses:
+        return False
+    try:
+        out = subprocess.run(["ip", "-o", "addr", "show"], capture_output=True, text=True, timeout=2).stdout
+    except (OSError, subprocess.SubprocessError):
+        return False
+    have = {word.split("/")[0] for line in out.splitlines() for word in line.split()}
+    return any(a in have for a in addresses)
+
+
+def _boot_time() -> float:
+    try:
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    return time.time() - uptime
+
+
+def initial_state(cfg: AgentConfig) -> str:
+    """MASTER if keepalived holds a VIP here, else the last state written since this boot, else UNKNOWN."""
+    if holds_address([str(v) for v in cfg.vips]):
+        return "MASTER"
+    if cfg.vips:
+        return "UNKNOWN"
+    last = status.read(cfg.state_dir)
+    if last and float(last.get("updated_at_unix", 0)) > _boot_time():
+        return str(last.get("state", "UNKNOWN"))
+    return "UNKNOWN"
+
+
+class Agent:
+    def __init__(self, cfg: AgentConfig, cloud: Cloud, dry_run: bool = False, state: str = "UNKNOWN") -> None:
+        self.cfg = cfg
+        self.cloud = cloud
+        self.dry_run = dry_run
+        self.state = state
+        self._cond = threading.Condition()
+        self._latest: Event | None = None
+        self._latest_at = 0.0
+        self._stop = threading.Event()
+        self._busy = False
+        self.takeovers = 0
+        self.status: dict[str, Any] = {
+            "pair": cfg.pair,
+            "host": cfg.host,
+            "state": state,
+            "owner": None,
+            "dry_run": dry_run,
+            "last_event": None,
+            "last_takeover": None,
+            "verified_at": None,
+            "verified_at_unix": 0,
+            "takeovers_converged": 0,
+            "takeovers_failed": 0,
+            "repairs": 0,
+            "pid": os.getpid(),
+        }
+
+    # -- input ----------------------------------------------------------------------------------------
+    def submit(self, event: Event) -> None:
+        """Queue a state change; a newer one replaces an unhandled older one (latest wins)."""
+        with self._cond:
+            self._latest = event
+            self._latest_at = time.monotonic()
+            self._cond.notify_all()
+        log.info("vrrp_event", instance=event.name, state=event.state, priority=event.priority)
+
+    def feed_line(self, line: str) -> None:
+        event = for_instance(line, self.cfg.vrrp_instance)
+        if event is not None:
+            self.submit(event)
+
+    def read_fifo(self, fd: int) -> None:
+        """Reader thread: split the FIFO's bytes into lines, until stop()."""
+        buf = b""
+        while not self._stop.is_set():
+            ready, _, _ = select.select([fd], [], [], 0.5)
+            if not ready:
+                continue
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError as err:
+                if err.errno in (errno.EAGAIN, errno.EINTR):
+                    continue
+                raise
+            buf += chunk
+            while b"\n" in buf:
+                raw, buf = buf.split(b"\n", 1)
+                self.feed_line(raw.decode("utf-8", "replace"))
+
+    # -- work -----------------------------------------------------------------------------------------
+    def _next_event(self, timeout: float) -> Event | None:
+        with self._cond:
+            deadline = time.monotonic() + timeout
+            while self._latest is None and not self._stop.is_set():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self._cond.wait(left)
+            # Debounce: wait until the line has been quiet for `debounce` seconds; the latest state wins.
+            while self._latest is not None and not self._stop.is_set():
+                quiet = self._latest_at + self.cfg.debounce - time.monotonic()
+                if quiet <= 0:
+                    break
+                self._cond.wait(quiet)
+            event, self._latest = self._latest, None
+            return event
+
+    def handle(self, event: Event) -> None:
+        self.status["last_event"] = {"state": event.state, "priority": event.priority, "at": _now()}
+        if event.state in RECLAIM:
+            self.state = "MASTER"
+            self.status["state"] = self.state
+            self.run_takeover(reason=event.state)
+        else:
+            self.state = event.state if event.state != "DELETED" else "STOP"
+            self.status["state"] = self.state
+            log.info("reconcile_stopped", state=self.state)
+            self.publish()
+
+    def run_takeover(self, reason: str) -> Result:
+        started = _now()
+        self._busy = True
+        try:
+            result = self.cloud.takeover(dry_run=self.dry_run)
+        finally:
+            self._busy = False
+        self.takeovers += 1
+        summary = result.summary() | {"started_at": started, "reason": reason}
+        self.status["last_takeover"] = summary
+        self.status["takeovers_converged" if result.converged else "takeovers_failed"] += 1
+        self._verified(result)
+        log_fn = log.info if result.converged else log.error
+        log_fn(
+            "takeover",
+            reason=reason,
+            converged=result.converged,
+            changed=len(result.done),
+            pending=len(result.pending),
+            failed=len(result.failed),
+            duration=f"{result.duration:.3f}",
+            dry_run=self.dry_run,
+        )
+        self.publish()
+        return result
+
+    def reconcile(self) -> Result:
+        result = self.cloud.takeover(dry_run=self.dry_run)
+        if result.done:
+            self.status["repairs"] += 1
+            log.warning(
+                "drift_repaired", changed=len(result.done), actions=" ".join(str(a) for a in result.done)
+            )
+        if not result.converged:
+            log.error("reconcile_not_converged", pending=" ".join(str(a) for a in result.pending))
+        self._verified(result)
+        self.publish()
+        return result
+
+    def _verified(self, result: Result) -> None:
+        self.status["owner"] = result.converged and not result.dry_run
+        if result.converged:
+            self.status["verified_at"] = _now()
+            self.status["verified_at_unix"] = round(time.time(), 3)
+
+    def publish(self) -> None:
+        self.status["updated_at_unix"] = round(time.time(), 3)
+        try:
+            status.write(self.cfg.state_dir, self.status)
+            if self.cfg.metrics_textfile is not None:
+                metrics.write(
+                    self.cfg.metrics_textfile, metrics.render(self.cfg.pair, self.cfg.host, self.status)
+                )
+        except OSError as err:
+            log.error("status_write_failed", error=str(err))
+
+    def work(self) -> None:
+        """The worker: events first, reconciliation when idle and MASTER."""
+        next_reconcile = time.monotonic()
+        if self.state == "MASTER":
+            self.run_takeover(reason="agent_start")
+            next_reconcile = time.monotonic() + self.cfg.reconcile_interval
+        self.publish()
+        while not self._stop.is_set():
+            wait = max(0.0, next_reconcile - time.monotonic()) if self.state == "MASTER" else 3600.0
+            event = self._next_event(wait)
+            if self._stop.is_set():
+                break
+            if event is not None:
+                self.handle(event)
+                next_reconcile = time.monotonic() + self.cfg.reconcile_interval
+            elif self.state == "MASTER":
+                self.reconcile()
+                next_reconcile = time.monotonic() + self.cfg.reconcile_interval
+
+    def stop(self) -> None:
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+
+    def run(self, fifo_fd: int | None = None) -> None:
+        """Serve until stop(): a reader thread on the FIFO and the worker on this thread."""
+        fd = open_fifo(self.cfg.fifo_path) if fifo_fd is None else fifo_fd
+        reader = threading.Thread(target=self.read_fifo, args=(fd,), name="fifo", daemon=True)
+        reader.start()
+        log.info(
+            "agent_started", pair=self.cfg.pair, host=self.cfg.host, state=self.state, fifo=self.cfg.fifo_path
+        )
+        try:
+            self.work()
+        finally:
+            self._stop.set()
+            reader.join(timeout=2)
+            if fifo_fd is None:
+                os.close(fd)

@@ -1,0 +1,46 @@
+"""Prometheus metrics as a node_exporter textfile, rewritten atomically after every change."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+STATES = ("MASTER", "BACKUP", "FAULT", "STOP", "UNKNOWN")
+
+
+def render(pair: str, host: str, status: dict[str, Any]) -> str:
+    labels = f'pair="{pair}",host="{host}"'
+    last = status.get("last_takeover") or {}
+    lines = [
+        "# HELP natgw_ha_state VRRP state the agent acts on (1 for the current one).",
+        "# TYPE natgw_ha_state gauge",
+        *(f'natgw_ha_state{{{labels},state="{s}"}} {int(status.get("state") == s)}' for s in STATES),
+        "# HELP natgw_ha_owner 1 when the last verification found this gateway owning the EIPs and routes.",
+        "# TYPE natgw_ha_owner gauge",
+        f"natgw_ha_owner{{{labels}}} {int(bool(status.get('owner')))}",
+        "# HELP natgw_ha_takeovers_total Takeovers run, by result.",
+        "# TYPE natgw_ha_takeovers_total counter",
+        f'natgw_ha_takeovers_total{{{labels},result="converged"}} {status.get("takeovers_converged", 0)}',
+        f'natgw_ha_takeovers_total{{{labels},result="failed"}} {status.get("takeovers_failed", 0)}',
+        "# HELP natgw_ha_repairs_total Reconcile passes that found drift and changed something.",
+        "# TYPE natgw_ha_repairs_total counter",
+        f"natgw_ha_repairs_total{{{labels}}} {status.get('repairs', 0)}",
+        "# HELP natgw_ha_last_takeover_seconds Duration of the last takeover.",
+        "# TYPE natgw_ha_last_takeover_seconds gauge",
+        f"natgw_ha_last_takeover_seconds{{{labels}}} {last.get('duration', 0)}",
+        "# HELP natgw_ha_last_verified_timestamp_seconds When ownership was last verified (unix time).",
+        "# TYPE natgw_ha_last_verified_timestamp_seconds gauge",
+        f"natgw_ha_last_verified_timestamp_seconds{{{labels}}} {status.get('verified_at_unix', 0)}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".natgw-ha-")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)

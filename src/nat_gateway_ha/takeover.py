@@ -1,0 +1,237 @@
+"""The one place a takeover happens: observe, change what differs in parallel, verify, repair.
+
+A takeover is idempotent (what is already right is skipped, so a second one makes no mutating call) and
+convergent: every destination of every selected route table ends on this gateway's LAN ENI and every EIP on
+its WAN private IP, or the result says which did not. Races with the peer or an operator are handled per
+call (ReplaceRoute on a vanished route becomes CreateRoute and vice versa).
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from nat_gateway_ha import log
+from nat_gateway_ha.resolve import EipTarget, Target
+
+if TYPE_CHECKING:
+    from mypy_boto3_ec2 import EC2Client
+
+DESCRIBE_CHUNK = 100  # route table ids per DescribeRouteTables call
+REPAIR_BACKOFF = (0.2, 0.5, 1.0)  # seconds between verification rounds
+
+
+@dataclass(frozen=True)
+class Action:
+    """One mutating call to make: associate an EIP, or point one destination of one table at the LAN ENI."""
+
+    kind: str  # "associate" | "replace" | "create"
+    resource: str  # allocation id or route table id
+    detail: str  # private IP or destination CIDR
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.resource}:{self.detail}"
+
+
+@dataclass
+class Ownership:
+    """What EC2 says now: where each EIP and each managed route points."""
+
+    eips: dict[str, tuple[str, str] | None] = field(default_factory=dict)  # alloc -> (eni, private ip)
+    routes: dict[tuple[str, str], str | None] = field(default_factory=dict)  # (rtb, dest) -> eni/target/None
+
+    def owner_summary(self, target: Target) -> dict[str, Any]:
+        return {
+            "eips": {a: (f"{v[0]}/{v[1]}" if v else None) for a, v in sorted(self.eips.items())},
+            "routes": {f"{t}:{d}": v for (t, d), v in sorted(self.routes.items())},
+            "owner": not plan(target, self),
+        }
+
+
+@dataclass
+class Result:
+    planned: list[Action] = field(default_factory=list)
+    done: list[Action] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)  # action -> last error
+    pending: list[Action] = field(default_factory=list)  # what still differs after the last verification
+    rounds: int = 0
+    duration: float = 0.0
+    dry_run: bool = False
+
+    @property
+    def converged(self) -> bool:
+        return not self.pending and "verify" not in self.failed
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "converged": self.converged,
+            "dry_run": self.dry_run,
+            "changed": len(self.done),
+            "planned": [str(a) for a in self.planned],
+            "pending": [str(a) for a in self.pending],
+            "failed": dict(self.failed),
+            "rounds": self.rounds,
+            "duration": round(self.duration, 4),
+        }
+
+
+def _error(err: Exception) -> tuple[str, str]:
+    if isinstance(err, ClientError):
+        e = err.response.get("Error", {})
+        return str(e.get("Code", "")), str(e.get("Message", ""))
+    return type(err).__name__, str(err)
+
+
+def plan(target: Target, now: Ownership) -> list[Action]:
+    """The calls that would make `target` the owner, given what EC2 says now. Empty: already owner."""
+    actions = [
+        Action("associate", e.allocation_id, e.private_ip)
+        for e in target.eips
+        if now.eips.get(e.allocation_id) != (target.wan_eni_id, e.private_ip)
+    ]
+    for rtb in target.route_tables:
+        for dest in target.destinations:
+            key = (rtb, dest)
+            if key not in now.routes:
+                actions.append(Action("create", rtb, dest))
+            elif now.routes[key] != target.lan_eni_id:
+                actions.append(Action("replace", rtb, dest))
+    return actions
+
+
+class Cloud:
+    """A warm connection to EC2 for one target: a client and a bounded worker pool, made once."""
+
+    def __init__(self, ec2: EC2Client, target: Target, max_concurrency: int = 16) -> None:
+        self.ec2 = ec2
+        self.target = target
+        self.pool = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="ec2")
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+    # -- observing ------------------------------------------------------------------------------------
+    def observe(self) -> Ownership:
+        """Two kinds of Describe call, in parallel: the EIPs, and the route tables in chunks."""
+        t = self.target
+        addr_f = self.pool.submit(
+            self.ec2.describe_addresses, AllocationIds=[e.allocation_id for e in t.eips]
+        )
+        ids = list(t.route_tables)
+        chunks = [ids[i : i + DESCRIBE_CHUNK] for i in range(0, len(ids), DESCRIBE_CHUNK)]
+        table_fs = [self.pool.submit(self.ec2.describe_route_tables, RouteTableIds=c) for c in chunks]
+        now = Ownership()
+        for a in addr_f.result()["Addresses"]:
+            eni = a.get("NetworkInterfaceId")
+            now.eips[a["AllocationId"]] = (eni, a.get("PrivateIpAddress", "")) if eni else None
+        wanted = set(t.destinations)
+        for f in table_fs:
+            for table in f.result()["RouteTables"]:
+                for r in table.get("Routes", []):
+                    dest = r.get("DestinationCidrBlock")
+                    if dest not in wanted:
+                        continue
+                    hop = (
+                        r.get("NetworkInterfaceId")
+                        or r.get("InstanceId")
+                        or r.get("GatewayId")
+                        or r.get("NatGatewayId")
+                    )
+                    now.routes[(table["RouteTableId"], dest)] = None if r.get("State") == "blackhole" else hop
+        return now
+
+    # -- changing -------------------------------------------------------------------------------------
+    def _associate(self, eip: EipTarget) -> None:
+        self.ec2.associate_address(
+            AllocationId=eip.allocation_id,
+            NetworkInterfaceId=self.target.wan_eni_id,
+            PrivateIpAddress=eip.private_ip,
+            AllowReassociation=True,
+        )
+
+    def _route(self, rtb: str, dest: str, exists: bool) -> str:
+        """Point `dest` in `rtb` at the LAN ENI, switching between replace and create if the route came or
+        went since we looked (the peer or an operator racing us)."""
+        eni = self.target.lan_eni_id
+        for _ in range(3):
+            try:
+                if exists:
+                    self.ec2.replace_route(
+                        RouteTableId=rtb, DestinationCidrBlock=dest, NetworkInterfaceId=eni
+                    )
+                    return "replace"
+                self.ec2.create_route(RouteTableId=rtb, DestinationCidrBlock=dest, NetworkInterfaceId=eni)
+                return "create"
+            except ClientError as err:
+                code, message = _error(err)
+                vanished = code == "InvalidRoute.NotFound" or (
+                    code == "InvalidParameterValue" and "no route" in message.lower()
+                )
+                if exists and vanished:
+                    exists = False
+                elif not exists and code == "RouteAlreadyExists":
+                    exists = True
+                else:
+                    raise
+        raise RuntimeError(f"route {dest} in {rtb} kept changing under us")
+
+    def _run(self, action: Action) -> str:
+        if action.kind == "associate":
+            eip = next(e for e in self.target.eips if e.allocation_id == action.resource)
+            self._associate(eip)
+            return "associate"
+        return self._route(action.resource, action.detail, exists=action.kind == "replace")
+
+    def apply(self, actions: list[Action], result: Result) -> None:
+        futures: list[tuple[Action, Future[str]]] = [(a, self.pool.submit(self._run, a)) for a in actions]
+        for action, fut in futures:
+            try:
+                how = fut.result()
+            except (ClientError, BotoCoreError, RuntimeError) as err:
+                code, message = _error(err)
+                result.failed[str(action)] = f"{code}: {message}"
+                log.warning("cloud_call_failed", action=str(action), code=code, message=message)
+                continue
+            result.done.append(action)
+            result.failed.pop(str(action), None)
+            log.info("cloud_changed", call=how, resource=action.resource, detail=action.detail)
+
+    # -- the takeover ---------------------------------------------------------------------------------
+    def takeover(self, dry_run: bool = False, rounds: int = len(REPAIR_BACKOFF) + 1) -> Result:
+        """Make this gateway the owner; verify; repair what did not take, a few rounds, then report."""
+        started = time.monotonic()
+        result = Result(dry_run=dry_run)
+        try:
+            pending = plan(self.target, self.observe())
+        except (ClientError, BotoCoreError) as err:
+            # Describe failed even after botocore's retries: act on everything, verification follows.
+            code, message = _error(err)
+            log.warning("cloud_observe_failed", code=code, message=message)
+            pending = plan(self.target, Ownership())
+        result.planned = list(pending)
+        if dry_run or not pending:
+            result.pending = pending
+            result.duration = time.monotonic() - started
+            return result
+        for round_no in range(rounds):
+            result.rounds = round_no + 1
+            if pending:
+                self.apply(pending, result)
+            try:
+                pending = plan(self.target, self.observe())
+            except (ClientError, BotoCoreError) as err:
+                code, message = _error(err)
+                result.failed["verify"] = f"{code}: {message}"  # unknown: redo all (replace is idempotent)
+            else:
+                result.failed.pop("verify", None)
+            if not pending or round_no == rounds - 1:
+                break
+            log.warning("cloud_not_converged", round=round_no + 1, pending=len(pending))
+            time.sleep(REPAIR_BACKOFF[min(round_no, len(REPAIR_BACKOFF) - 1)])
+        result.pending = pending
+        result.duration = time.monotonic() - started
+        return result

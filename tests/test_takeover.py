@@ -1,0 +1,125 @@
+"""Takeover against the lab's cloud (moto in-process and as a server, with AWS's behaviour restored)."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import eip_target, route_targets, seed_world, test_client
+from nat_gateway_ha_lab import cloud
+
+
+def _assert_owner(world, host: str) -> None:
+    ec2 = world.ec2
+    assert set(route_targets(ec2, world.private_tables).values()) == {world.eni(host, "eth1")}
+    secondary = {"gw1": "10.77.0.234", "gw2": "10.77.1.54"}[host]
+    assert eip_target(ec2) == (world.eni(host, "eth0"), secondary)
+
+
+def test_takeover_moves_eip_and_every_route_then_is_idempotent(cloud_world, connect_as) -> None:
+    gw2 = connect_as(cloud_world, "gw2")
+    cloud.reset_calls()
+    result = gw2.takeover()
+    assert result.converged, result.summary()
+    assert len(result.done) == 1 + len(cloud_world.private_tables)
+    _assert_owner(cloud_world, "gw2")
+    # The main and public tables are not ours: untouched.
+    assert route_targets(cloud_world.ec2, [cloud_world.main_table]) == {cloud_world.main_table: None}
+    cloud.reset_calls()
+    again = gw2.takeover()
+    assert again.converged and again.done == [] and again.planned == []
+    assert cloud.mutating_calls() == []
+
+
+def test_takeover_back_and_forth(cloud_world, connect_as) -> None:
+    gw1, gw2 = connect_as(cloud_world, "gw1"), connect_as(cloud_world, "gw2")
+    for side, host in ((gw2, "gw2"), (gw1, "gw1"), (gw2, "gw2")):
+        assert side.takeover().converged
+        _assert_owner(cloud_world, host)
+
+
+def test_dry_run_changes_nothing(cloud_world, connect_as) -> None:
+    gw2 = connect_as(cloud_world, "gw2")
+    cloud.reset_calls()
+    result = gw2.takeover(dry_run=True)
+    assert result.dry_run and not result.converged and len(result.planned) == 1 + 5
+    assert cloud.mutating_calls() == []
+    _assert_owner(cloud_world, "gw1")
+
+
+def test_missing_route_is_created_and_vip_overlay_added(cloud_world, connect_as) -> None:
+    ec2 = cloud_world.ec2
+    ec2.delete_route(RouteTableId=cloud_world.private_tables[0], DestinationCidrBlock="0.0.0.0/0")
+    gw2 = connect_as(cloud_world, "gw2", destinations=["0.0.0.0/0", "10.240.240.240/32"])
+    result = gw2.takeover()
+    assert result.converged
+    kinds = sorted(a.kind for a in result.done)
+    assert kinds.count("create") == 1 + 5 and kinds.count("replace") == 4
+    assert set(route_targets(ec2, cloud_world.private_tables, "10.240.240.240/32").values()) == {
+        cloud_world.eni("gw2", "eth1")
+    }
+
+
+def test_route_races_switch_between_replace_and_create(cloud_world, connect_as) -> None:
+    """The route vanished (or appeared) between our look and our call: AWS's error picks the other call."""
+    ec2 = cloud_world.ec2
+    gw2 = connect_as(cloud_world, "gw2")
+    rtb = cloud_world.private_tables[0]
+    ec2.delete_route(RouteTableId=rtb, DestinationCidrBlock="0.0.0.0/0")
+    assert gw2._route(rtb, "0.0.0.0/0", exists=True) == "create"
+    assert gw2._route(cloud_world.private_tables[1], "0.0.0.0/0", exists=False) == "replace"
+    assert set(route_targets(ec2, cloud_world.private_tables[:2]).values()) == {
+        cloud_world.eni("gw2", "eth1")
+    }
+
+
+def test_throttling_and_5xx_are_retried_and_converge(cloud_world, connect_as) -> None:
+    gw2 = connect_as(cloud_world, "gw2")
+    with cloud.faults(
+        cloud.Fault("ReplaceRoute", "RequestLimitExceeded", 503, times=3),
+        cloud.Fault("AssociateAddress", "InternalError", 500, times=1),
+        cloud.Fault("DescribeRouteTables", "Unavailable", 503, times=1),
+    ) as armed:
+        result = gw2.takeover()
+    assert result.converged, result.summary()
+    assert [f.hits for f in armed] == [3, 1, 1]
+    _assert_owner(cloud_world, "gw2")
+
+
+def test_half_moved_cloud_is_reported_then_repaired(cloud_world, connect_as, monkeypatch) -> None:
+    """One route keeps failing: the takeover says which, the rest moved; once it recovers, a pass repairs."""
+    from nat_gateway_ha import takeover
+
+    monkeypatch.setattr(takeover, "REPAIR_BACKOFF", (0.01,))
+    gw2 = connect_as(cloud_world, "gw2", api_max_attempts=1)
+    stuck = cloud_world.private_tables[2]
+    broken = cloud.inject(
+        cloud.Fault(
+            "ReplaceRoute", "InternalError", 500, times=None, when=lambda q: q.get("RouteTableId") == [stuck]
+        )
+    )
+    result = gw2.takeover()
+    assert not result.converged
+    assert [str(a) for a in result.pending] == [f"replace:{stuck}:0.0.0.0/0"]
+    assert f"replace:{stuck}:0.0.0.0/0" in result.failed
+    targets = route_targets(cloud_world.ec2, cloud_world.private_tables)
+    assert targets.pop(stuck) == cloud_world.eni("gw1", "eth1")
+    assert set(targets.values()) == {cloud_world.eni("gw2", "eth1")}
+    cloud.clear_faults()
+    repaired = gw2.takeover()
+    assert (
+        broken.hits >= 2
+        and repaired.converged
+        and [str(a) for a in repaired.done] == [f"replace:{stuck}:0.0.0.0/0"]
+    )
+    _assert_owner(cloud_world, "gw2")
+
+
+@pytest.mark.parametrize("tables", [1, 5, 50, 200])
+def test_takeover_scales(tables: int, connect_as, moto_server) -> None:
+    moto_server.reset()
+    world = seed_world(test_client(moto_server.url), moto_server.url, private_tables=tables)
+    gw2 = connect_as(world, "gw2")
+    result = gw2.takeover()
+    assert result.converged and len(result.done) == tables + 1
+    assert set(route_targets(world.ec2, world.private_tables).values()) == {world.eni("gw2", "eth1")}
+    moto_server.reset()
