@@ -147,17 +147,7 @@ def seed(ec2: EC2Client, set_mac: SetMac, *, endpoint_url: str, extra_route_tabl
         else:
             ec2.associate_route_table(RouteTableId=public_rtb, SubnetId=subnets[sn.name])
 
-    extra_rtbs = []
-    for i, cidr in enumerate(extra_subnets(extra_route_tables)):
-        az = topo.SUBNETS[i % 2].az
-        name = f"{topo.PREFIX}-bench-{i:03d}"
-        sub = ec2.create_subnet(
-            VpcId=vpc_id,
-            CidrBlock=str(cidr),
-            AvailabilityZone=az,
-            TagSpecifications=_tags("subnet", name, PRIVATE_TAG),
-        )["Subnet"]["SubnetId"]
-        extra_rtbs.append(_private_table(ec2, vpc_id, name, sub, previous_owner))
+    extra_rtbs = add_extra_route_tables(ec2, vpc_id, previous_owner, extra_route_tables)
 
     eip = ec2.allocate_address(
         Domain="vpc", Address=str(LAB_EIP), TagSpecifications=_tags("elastic-ip", f"{topo.PREFIX}-eip")
@@ -176,6 +166,45 @@ def seed(ec2: EC2Client, set_mac: SetMac, *, endpoint_url: str, extra_route_tabl
         eip_public_ip=eip["PublicIp"],
         eip_allocation_id=eip["AllocationId"],
     )
+
+
+def add_extra_route_tables(
+    ec2: EC2Client, vpc_id: str, target_eni: str, count: int, first: int = 0
+) -> list[str]:
+    """Benchmark tables: each with a subnet of its own (the seed's script finds tables through subnets),
+    tagged Network=private, 0.0.0.0/0 -> `target_eni`. `first` numbers them after existing ones."""
+    rtbs = []
+    for i, cidr in enumerate(extra_subnets(first + count)[first:], start=first):
+        name = f"{topo.PREFIX}-bench-{i:03d}"
+        sub = ec2.create_subnet(
+            VpcId=vpc_id,
+            CidrBlock=str(cidr),
+            AvailabilityZone=topo.SUBNETS[i % 2].az,
+            TagSpecifications=_tags("subnet", name, PRIVATE_TAG),
+        )["Subnet"]["SubnetId"]
+        rtbs.append(_private_table(ec2, vpc_id, name, sub, target_eni))
+    return rtbs
+
+
+def resize_extra_route_tables(ec2: EC2Client, state: CloudState, count: int) -> CloudState:
+    """Grow or shrink the benchmark tables to `count` through the API; new ones point where the pair's
+    first private table points now, so they start owned by the current owner."""
+    if count < 0:
+        raise ValueError(f"count must be >= 0, not {count}")
+    have = len(state.extra_route_tables)
+    if count > have:
+        first = next(iter(state.private_route_tables.values()))
+        routes = ec2.describe_route_tables(RouteTableIds=[first])["RouteTables"][0]["Routes"]
+        owner = next(r["NetworkInterfaceId"] for r in routes if r.get("DestinationCidrBlock") == "0.0.0.0/0")
+        state.extra_route_tables += add_extra_route_tables(ec2, state.vpc_id, owner, count - have, first=have)
+    while len(state.extra_route_tables) > count:
+        rtb = state.extra_route_tables.pop()
+        table = ec2.describe_route_tables(RouteTableIds=[rtb])["RouteTables"][0]
+        for assoc in table["Associations"]:
+            ec2.disassociate_route_table(AssociationId=assoc["RouteTableAssociationId"])
+            ec2.delete_subnet(SubnetId=assoc["SubnetId"])
+        ec2.delete_route_table(RouteTableId=rtb)
+    return state
 
 
 def _private_table(ec2: EC2Client, vpc_id: str, name: str, subnet_id: str, target_eni: str) -> str:
