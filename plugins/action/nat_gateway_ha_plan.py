@@ -137,7 +137,9 @@ class ActionModule(ActionBase):
         try:
             planned = inventory.plan(pairs, hosts, use_facts=use_facts)
         except inventory.PlanError as exc:
-            result.update(failed=True, errors=exc.errors, msg="invalid inventory:\n" + "\n".join(exc.errors))
+            result.update(
+                failed=True, plan_errors=exc.errors, msg="invalid inventory:\n" + "\n".join(exc.errors)
+            )
             return result
         result.update(changed=False, plan=planned.to_vars())
         return result

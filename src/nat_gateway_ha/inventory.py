@@ -322,7 +322,6 @@ def _plan_pair(
 ) -> tuple[PairPlan, dict[str, HostPlan]] | None:
     specs = {h: hosts[h].spec for h in members}
     before = len(err.items)
-    _check_pair_spec(err, pair, members, spec)
 
     by_priority: dict[int, list[str]] = {}
     for h in members:
@@ -487,8 +486,12 @@ def plan(
 
     pair_specs: dict[str, PairSpec] = {}
     for pair, members in pairs.items():
-        raw = [hostvars.get(h, {}).get(PAIR_VAR) for h in members]
-        missing = [h for h, v in zip(members, raw, strict=True) if v is None]
+        if not members:
+            continue
+        # A host in two pairs sees only one pair's merged value: compare the others (it is reported above).
+        own = [h for h in members if len(member_of[h]) == 1] or list(members)
+        raw = [hostvars.get(h, {}).get(PAIR_VAR) for h in own]
+        missing = [h for h, v in zip(own, raw, strict=True) if v is None]
         if missing:
             err.add(pair, missing, PAIR_VAR, "required, not set (put it in the pair group's vars)")
             continue
@@ -522,8 +525,13 @@ def plan(
         facts = hv.get("ansible_facts") if use_facts else None
         if use_facts and not isinstance(facts, Mapping):
             facts = {}
-        resolved[h] = _resolve(err, pair, h, spec, facts)
+        before = len(err.items)
+        r = _resolve(err, pair, h, spec, facts)
+        if len(err.items) == before:  # a host without its addresses cannot be planned
+            resolved[h] = r
 
+    for pair, checked in pair_specs.items():
+        _check_pair_spec(err, pair, pairs[pair], checked)
     _check_vrid_clash(err, pairs, pair_specs, resolved)
 
     plans: dict[str, PairPlan] = {}
