@@ -352,7 +352,14 @@ def _plan_pair(
                 f"{len(r.spec.eip_private_ips)} address(es) for {len(spec.eips)} EIP(s): give one per EIP",
             )
         for i, ip in enumerate(r.spec.eip_private_ips):
-            if r.wan_address is not None and ip not in r.wan_address.network:
+            if r.wan_address is not None and ip == r.wan_address.ip:
+                err.add(
+                    pair,
+                    h,
+                    f"{HOST_VAR}.eip_private_ips[{i}]",
+                    f"{ip} is the primary address of {r.spec.wan_interface}: give its secondary IP",
+                )
+            elif r.wan_address is not None and ip not in r.wan_address.network:
                 err.add(
                     pair,
                     h,
