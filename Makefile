@@ -43,7 +43,7 @@ bench-agent: bootstrap
 	python bench/agent_takeover.py
 
 bench: bootstrap
-	python bench/failover.py
+	python bench/failover.py $(BENCH_ARGS)
 
 clean: lab-down
 	rm -rf $(VENV)

@@ -128,6 +128,7 @@ class Bench:
         self.log(f"seed: installing the blog post's keepalived.conf and primary-backup.sh ({master} first)")
         try:
             baseline.install(master)
+            self.summary["notes"] += baseline.notes
             self.failovers(lab, "seed", baseline)
             plan = {n: (self.args.sweep_runs if n <= 5 else self.args.seed_large_runs) for n in SIZES}
             self.log(f"sweep: seed's script, runs per size {plan}")

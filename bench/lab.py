@@ -62,7 +62,7 @@ class Lab:
             raise LabError(f"no lab SSH key at {paths.SSH_KEY}: is the lab up (`natgw-lab up`)?")
         return [
             "ssh", "-i", str(paths.SSH_KEY), *ssh.SSH_OPTIONS,
-            "-o", "ControlMaster=auto", "-o", f"ControlPath={RUN_DIR}/bench-ssh-%h",
+            "-o", "ControlMaster=auto", "-o", "ControlPath=/tmp/natgw-bench-ssh-%h",
             "-o", "ControlPersist=300",
             f"root@{topology.host(host).mgmt}",
         ]  # fmt: skip

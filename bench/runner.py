@@ -24,7 +24,6 @@ from seed import Baseline
 
 SAMPLER = Path(__file__).resolve().parent / "sampler.py"
 MASTER_RE = re.compile(r"Entering MASTER STATE")
-AGENT_CLI = "/opt/nat-gateway-ha/venv/bin/natgw-ha-agent"
 BACKUP_RE = re.compile(r"Entering (BACKUP|FAULT) STATE")
 
 
@@ -48,6 +47,7 @@ class Transition:
     fault_at: float
     master_at: float | None = None  # new master's keepalived entered MASTER
     api_done_at: float | None = None  # last EIP/route API call of the takeover answered
+    verified_at: float | None = None  # the agent logged its takeover verified (Describe calls after)
     plane_done_at: float | None = None  # data plane applied the last EIP/route change to the new master
     outage: float | None = None  # longest gap with no byte, from this fault to the next event
     outage_at: float | None = None
@@ -123,25 +123,36 @@ class Observer:
                     self.profile.converge_timeout,
                 )
             )
-            tr.api_done_at = agent_api_done(self.lab, tr.new, tr.fault_at)
-            if tr.api_done_at is None:
-                tr.notes.append("agent reported no takeover end; convergence from the data plane log")
+            agent = agent_api_done(self.lab, tr.new, tr.fault_at)
+            if agent is None:
+                tr.notes.append("the agent logged no takeover: convergence taken from the data plane log")
                 tr.api_done_at = tr.plane_done_at
+            else:
+                tr.api_done_at, tr.verified_at = agent
         tr.owner_after = self.lab.owner()
 
 
-def agent_api_done(lab: Lab, host: str, since: float) -> float | None:
-    """End of the agent's last takeover, from `natgw-ha-agent status` (epoch fields it reports)."""
-    try:
-        status = json.loads(lab.sh(host, f"{AGENT_CLI} status"))
-    except (LabError, ValueError):
+def agent_api_done(lab: Lab, host: str, since: float, timeout: float = 10) -> tuple[float, float] | None:
+    """(last mutating call answered, takeover logged) from the agent's journal on `host` after `since`.
+
+    The agent logs `event=cloud_changed` as each EIP/route call returns and `event=takeover` once the
+    takeover is verified; the first takeover after the fault is the one that counts (later reconciles may
+    repair drift and are not part of it).
+    """
+
+    def seen() -> tuple[float, float] | None:
+        changed: list[float] = []
+        for e in lab.journal(host, since):
+            if "event=cloud_changed" in e.message:
+                changed.append(e.ts)
+            elif "event=takeover " in e.message and "reason=" in e.message:
+                return (max(changed) if changed else e.ts), e.ts
         return None
-    last = status.get("last_takeover") or {}
-    for key in ("finished_at", "finished", "ended_at", "end", "completed_at"):
-        value = last.get(key) if isinstance(last, dict) else None
-        if isinstance(value, int | float) and value >= since:
-            return float(value)
-    return None
+
+    try:
+        return tuple(lab.wait(f"the agent on {host} to log its takeover", seen, timeout, interval=0.3))
+    except LabError:
+        return None
 
 
 def run_once(

@@ -73,12 +73,13 @@ def conf_for(parts: SeedParts, host: str, eip: str) -> str:
     raise LabError(f"no seed keepalived.conf has unicast_src_ip {lan} ({host})")
 
 
-def aws_wrapper() -> str:
+def aws_wrapper(with_credentials: bool) -> str:
+    """`aws` plus the lab's endpoint; credentials come from the instance role (IMDS) unless told otherwise."""
+    creds = "export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing\n" if with_credentials else ""
     return (
         "#!/bin/sh\n"
-        "# natgw bench: the seed's script is unchanged; this adds the lab's endpoint and fake credentials.\n"
-        "export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing\n"
-        f'exec /usr/bin/aws --endpoint-url {ENDPOINT} "$@"\n'
+        "# natgw bench: the seed's script is unchanged; this only points aws-cli at the lab's EC2 endpoint.\n"
+        f'{creds}exec /usr/bin/aws --endpoint-url {ENDPOINT} "$@"\n'
     )
 
 
@@ -90,6 +91,8 @@ class Baseline:
         self.parts = extract()
         self.eip = lab.ec2().describe_addresses()["Addresses"][0]["PublicIp"]
         self.vip = str(topology.VIP.ip)
+        self.with_credentials = False
+        self.notes: list[str] = []
 
     def instance_ids(self) -> dict[str, str]:
         ids = {}
@@ -114,7 +117,15 @@ class Baseline:
             self.lab.sh(g, f"test -e {PROJECT_BACKUP} || cp -a {CONF_PATH} {PROJECT_BACKUP}")
             self.lab.put(g, CONF_PATH, conf_for(self.parts, g, self.eip))
             self.lab.put(g, SCRIPT_PATH, self.parts.script, mode="0755")
-            self.lab.put(g, AWS_WRAPPER, aws_wrapper(), mode="0755")
+            self.lab.put(g, AWS_WRAPPER, aws_wrapper(self.with_credentials), mode="0755")
+        probe = f"{AWS_WRAPPER} ec2 describe-addresses --region {topology.REGION} --output text 2>&1"
+        if "credentials" in self.lab.sh(first_master, probe, check=False).lower():
+            self.with_credentials = True  # the lab's IMDS serves no role credentials: give aws-cli fake ones
+            self.notes.append(
+                "aws-cli found no instance-role credentials in the lab's IMDS; fake ones were set"
+            )
+            for g in self.lab.gateways:
+                self.lab.put(g, AWS_WRAPPER, aws_wrapper(True), mode="0755")
         # Start the intended master first: both are BACKUP with nopreempt, the first to time out wins.
         started = time.time()
         self.lab.sh(first_master, "systemctl start keepalived")

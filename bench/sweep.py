@@ -1,80 +1,63 @@
 """Cloud convergence against the number of managed route tables, for the agent and for the seed's script.
 
-Extra private subnets, each with its own route table tagged Network=private (as the lab's seed option makes
-them, in the VPC's upper half), are added to the running cloud through the EC2 API and removed afterwards,
-so one lab serves every size. The agents are restarted after each change: they resolve tables at start.
+The lab seed's benchmark tables (each with a private subnet of its own, tagged Network=private, so the
+seed's script finds them through subnets as it does at AWS) are resized in the running cloud and put back
+afterwards, so one lab serves every size. Agents are restarted after each change: they resolve at start.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
-from dataclasses import dataclass, field
-from ipaddress import IPv4Network
+from dataclasses import dataclass
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from faults import StopKeepalived
-from lab import Lab, LabError
+from lab import CLOUD_JSON, Lab, LabError
 from nat_gateway_ha_lab import seed as lab_seed
-from nat_gateway_ha_lab import topology
+from nat_gateway_ha_lab.seed import CloudState
 from runner import Observer, Profile, Transition
 from seed import AGENT_UNIT, Baseline
 
 
 @dataclass
 class ExtraTables:
-    """Benchmark subnets and their tables, added on top of the lab's own; `remove` deletes what it made."""
+    """The lab seed's benchmark tables, resized through the EC2 API; `restore` puts the count back."""
 
     lab: Lab
-    made: list[tuple[str, str, str]] = field(default_factory=list)  # (subnet, rtb, association)
+    original: int | None = None
 
     def total(self) -> int:
         return len(self.lab.private_route_tables())
 
-    def grow_to(self, total: int, target_eni: str, vip: str | None) -> None:
-        """Add tables until `total` private tables exist, each routing 0.0.0.0/0 (and the VIP) to the ENI."""
-        ec2 = self.lab.ec2()
-        missing = total - self.total()
-        if missing <= 0:
-            return
-        vpc = ec2.describe_vpcs(Filters=[{"Name": "cidr", "Values": [str(topology.VPC_CIDR)]}])["Vpcs"][0]
-        taken = [IPv4Network(s["CidrBlock"]) for s in ec2.describe_subnets()["Subnets"]]
-        cidrs = [c for c in lab_seed.extra_subnets(total + 8) if not any(c.overlaps(t) for t in taken)]
-        for i, cidr in enumerate(cidrs[:missing]):
-            tags = [{"Key": "Network", "Value": "private"}, {"Key": "Name", "Value": f"natgw-bench-{i}"}]
-            sub = ec2.create_subnet(
-                VpcId=vpc["VpcId"],
-                CidrBlock=str(cidr),
-                AvailabilityZone=topology.SUBNETS[i % 2].az,
-                TagSpecifications=[{"ResourceType": "subnet", "Tags": tags}],
-            )["Subnet"]["SubnetId"]
-            rtb = ec2.create_route_table(
-                VpcId=vpc["VpcId"], TagSpecifications=[{"ResourceType": "route-table", "Tags": tags}]
-            )["RouteTable"]["RouteTableId"]
-            assoc = ec2.associate_route_table(RouteTableId=rtb, SubnetId=sub)["AssociationId"]
-            ec2.create_route(
-                RouteTableId=rtb, DestinationCidrBlock="0.0.0.0/0", NetworkInterfaceId=target_eni
-            )
-            if vip:
-                ec2.create_route(
-                    RouteTableId=rtb, DestinationCidrBlock=f"{vip}/32", NetworkInterfaceId=target_eni
+    def grow_to(self, total: int, vip: str | None) -> None:
+        """Make `total` private tables exist; with `vip`, each has the VIP/32 a seed takeover leaves."""
+        state = CloudState.read(CLOUD_JSON)
+        if self.original is None:
+            self.original = len(state.extra_route_tables)
+        own = len(state.private_route_tables)
+        state = lab_seed.resize_extra_route_tables(self.lab.ec2(), state, max(0, total - own))
+        state.write(CLOUD_JSON)
+        if vip:
+            ec2 = self.lab.ec2()
+            for rtb in [*state.private_route_tables.values(), *state.extra_route_tables]:
+                routes = ec2.describe_route_tables(RouteTableIds=[rtb])["RouteTables"][0]["Routes"]
+                target = next(
+                    r["NetworkInterfaceId"] for r in routes if r.get("DestinationCidrBlock") == "0.0.0.0/0"
                 )
-            self.made.append((sub, rtb, assoc))
+                with contextlib.suppress(ClientError):  # already there: what an earlier takeover leaves
+                    ec2.create_route(
+                        RouteTableId=rtb, DestinationCidrBlock=f"{vip}/32", NetworkInterfaceId=target
+                    )
 
-    def remove(self) -> None:
-        ec2 = self.lab.ec2()
-        for sub, rtb, assoc in reversed(self.made):
-            ec2.disassociate_route_table(AssociationId=assoc)
-            ec2.delete_route_table(RouteTableId=rtb)
-            ec2.delete_subnet(SubnetId=sub)
-        self.made.clear()
-
-
-def lan_eni(lab: Lab, host: str) -> str:
-    addr = str(topology.host(host).nic("eth1").address)
-    enis = lab.ec2().describe_network_interfaces(
-        Filters=[{"Name": "addresses.private-ip-address", "Values": [addr]}]
-    )["NetworkInterfaces"]
-    return str(enis[0]["NetworkInterfaceId"])
+    def restore(self) -> None:
+        if self.original is not None:
+            state = lab_seed.resize_extra_route_tables(
+                self.lab.ec2(), CloudState.read(CLOUD_JSON), self.original
+            )
+            state.write(CLOUD_JSON)
 
 
 def agent_convergence(lab: Lab, sizes: list[int], runs: int, log: Any) -> dict[str, list[float | None]]:
@@ -84,8 +67,8 @@ def agent_convergence(lab: Lab, sizes: list[int], runs: int, log: Any) -> dict[s
     out: dict[str, list[float | None]] = {}
     try:
         for size in sizes:
-            owner = lab.wait("a settled owner", lab.owner, 60, interval=0.5)
-            extra.grow_to(size, lan_eni(lab, owner), None)
+            lab.wait("a settled owner", lab.owner, 60, interval=0.5)
+            extra.grow_to(size, None)
             for g in lab.gateways:
                 lab.sh(g, f"systemctl restart {AGENT_UNIT}")
             time.sleep(1.0)
@@ -109,7 +92,7 @@ def agent_convergence(lab: Lab, sizes: list[int], runs: int, log: Any) -> dict[s
                 time.sleep(1.0)
             out[str(size)] = figures
     finally:
-        extra.remove()
+        extra.restore()
         for g in lab.gateways:
             lab.sh(g, f"systemctl restart {AGENT_UNIT}", check=False)
     return out
@@ -129,7 +112,7 @@ def seed_convergence(
                 skipped.append(f"seed's script at {size} tables ({runs} runs): does not fit the time budget")
                 continue
             owner = lab.ownership()["eips"].get(baseline.eip) or lab.gateways[0]
-            extra.grow_to(size, lan_eni(lab, owner), baseline.vip)
+            extra.grow_to(size, baseline.vip)
             figures: list[float | None] = []
             host = next(g for g in lab.gateways if g != owner)
             for i in range(runs):
@@ -139,5 +122,5 @@ def seed_convergence(
                 host = next(g for g in lab.gateways if g != host)
             out[str(size)] = figures
     finally:
-        extra.remove()
+        extra.restore()
     return out, skipped
