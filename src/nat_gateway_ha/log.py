@@ -40,4 +40,3 @@ def setup(level: int = logging.INFO) -> None:
     handler.setFormatter(logging.Formatter("level=%(levelname)s %(message)s"))
     LOGGER.handlers[:] = [handler]
     LOGGER.setLevel(level)
-    LOGGER.propagate = False

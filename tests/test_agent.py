@@ -1,0 +1,178 @@
+"""The agent daemon end to end: a real FIFO, the lab's cloud, the IMDS emulator."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from conftest import eip_target, route_targets
+from nat_gateway_ha import status
+from nat_gateway_ha.cli import main
+from nat_gateway_ha.daemon import Agent, initial_state
+from nat_gateway_ha_lab import cloud
+
+
+def _wait(cond: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def running(connect_as) -> Iterator[Callable[..., tuple[Agent, Callable[[str], None]]]]:
+    """Start an agent for a host in a thread; returns it and a `write(line)` that feeds its FIFO."""
+    started: list[tuple[Agent, threading.Thread]] = []
+
+    def start(world, host: str, state: str = "BACKUP", **overrides) -> tuple[Agent, Callable[[str], None]]:
+        c = connect_as(world, host, **overrides)
+        agent = Agent(c.cfg, c, state=state)
+        t = threading.Thread(target=agent.run, daemon=True)
+        t.start()
+        _wait(lambda: c.cfg.fifo_path.exists())
+        fd = os.open(c.cfg.fifo_path, os.O_WRONLY)
+
+        def write(line: str) -> None:
+            os.write(fd, (line + "\n").encode())
+
+        started.append((agent, t))
+        return agent, write
+
+    yield start
+    for agent, t in started:
+        agent.stop()
+        t.join(timeout=5)
+
+
+def test_master_line_takes_over_and_status_says_so(cloud_world, running) -> None:
+    agent, write = running(cloud_world, "gw2", metrics_textfile=None)
+    write('INSTANCE "VI_2" MASTER 150')  # another instance: ignored
+    write("rubbish")
+    write('INSTANCE "VI_1" MASTER 150')
+    _wait(lambda: agent.status["owner"] is True)
+    assert set(route_targets(cloud_world.ec2, cloud_world.private_tables).values()) == {
+        cloud_world.eni("gw2", "eth1")
+    }
+    assert eip_target(cloud_world.ec2)[0] == cloud_world.eni("gw2", "eth0")
+    saved = status.read(agent.cfg.state_dir)
+    assert saved and saved["state"] == "MASTER" and saved["last_takeover"]["converged"] is True
+    assert agent.takeovers == 1
+
+
+def test_fast_transitions_end_master_and_owner_one_takeover_at_a_time(cloud_world, running) -> None:
+    agent, write = running(cloud_world, "gw2")
+    inflight, peak = [0], [0]
+    original = agent.cloud.takeover
+
+    def counted(*a, **kw):
+        inflight[0] += 1
+        peak[0] = max(peak[0], inflight[0])
+        try:
+            return original(*a, **kw)
+        finally:
+            inflight[0] -= 1
+
+    agent.cloud.takeover = counted
+    for state in ("MASTER", "BACKUP", "MASTER", "BACKUP", "MASTER"):
+        write(f'INSTANCE "VI_1" {state} 150')
+    _wait(lambda: agent.state == "MASTER" and agent.status["owner"] is True and inflight[0] == 0)
+    time.sleep(0.3)
+    assert agent.state == "MASTER" and peak[0] == 1
+    assert set(route_targets(cloud_world.ec2, cloud_world.private_tables).values()) == {
+        cloud_world.eni("gw2", "eth1")
+    }
+
+
+def test_debounce_coalesces_to_the_latest_state(cloud_world, running) -> None:
+    agent, write = running(cloud_world, "gw2", debounce=0.3)
+    for state in ("MASTER", "BACKUP", "MASTER", "BACKUP"):
+        write(f'INSTANCE "VI_1" {state} 150')
+    _wait(lambda: agent.state == "BACKUP" and agent.status["last_event"] is not None)
+    time.sleep(0.2)
+    assert agent.takeovers == 0  # only the final BACKUP was acted on
+    assert set(route_targets(cloud_world.ec2, cloud_world.private_tables).values()) == {
+        cloud_world.eni("gw1", "eth1")
+    }
+
+
+def test_reconcile_repairs_drift_while_master_only(cloud_world, running) -> None:
+    ec2 = cloud_world.ec2
+    agent, write = running(cloud_world, "gw2", reconcile_interval=0.2)
+    write('INSTANCE "VI_1" MASTER 150')
+    _wait(lambda: agent.status["owner"] is True)
+    rtb = cloud_world.private_tables[3]
+    ec2.replace_route(
+        RouteTableId=rtb, DestinationCidrBlock="0.0.0.0/0", NetworkInterfaceId=cloud_world.eni("gw1", "eth1")
+    )
+    _wait(lambda: agent.status["repairs"] >= 1)
+    assert route_targets(ec2, [rtb])[rtb] == cloud_world.eni("gw2", "eth1")
+    write('INSTANCE "VI_1" BACKUP 100')
+    _wait(lambda: agent.state == "BACKUP")
+    ec2.replace_route(
+        RouteTableId=rtb, DestinationCidrBlock="0.0.0.0/0", NetworkInterfaceId=cloud_world.eni("gw1", "eth1")
+    )
+    time.sleep(0.6)
+    assert route_targets(ec2, [rtb])[rtb] == cloud_world.eni("gw1", "eth1")  # a backup leaves the cloud alone
+
+
+def test_master_rx_lower_pri_reclaims_after_split_brain(cloud_world, running, connect_as) -> None:
+    agent, write = running(cloud_world, "gw2", reconcile_interval=60)
+    write('INSTANCE "VI_1" MASTER 150')
+    _wait(lambda: agent.status["owner"] is True)
+    assert connect_as(cloud_world, "gw1").takeover().converged  # the peer claimed during a split brain
+    cloud.reset_calls()
+    write('INSTANCE "VI_1" MASTER_RX_LOWER_PRI 150')
+    _wait(lambda: agent.takeovers == 2 and agent.status["owner"] is True)
+    assert eip_target(cloud_world.ec2)[0] == cloud_world.eni("gw2", "eth0")
+    assert "AssociateAddress" in cloud.mutating_calls()
+
+
+def test_restart_while_master_keeps_reconciling(cloud_world, connect_as, tmp_path) -> None:
+    c = connect_as(cloud_world, "gw2")
+    cfg = c.cfg
+    assert initial_state(cfg) == "UNKNOWN"
+    status.write(cfg.state_dir, {"state": "MASTER", "updated_at_unix": time.time()})
+    assert initial_state(cfg) == "MASTER"
+    status.write(cfg.state_dir, {"state": "MASTER", "updated_at_unix": 1.0})  # before this boot
+    assert initial_state(cfg) == "UNKNOWN"
+    assert initial_state(cfg.model_copy(update={"vips": ["127.0.0.1"]})) == "MASTER"
+    agent = Agent(cfg, c, state="MASTER")
+    t = threading.Thread(target=agent.run, daemon=True)
+    t.start()
+    try:
+        _wait(lambda: agent.status["owner"] is True)
+    finally:
+        agent.stop()
+        t.join(timeout=5)
+    assert agent.status["last_takeover"]["reason"] == "agent_start"
+
+
+def test_metrics_textfile(cloud_world, running, tmp_path) -> None:
+    prom = tmp_path / "natgw.prom"
+    agent, write = running(cloud_world, "gw2", metrics_textfile=str(prom))
+    write('INSTANCE "VI_1" MASTER 150')
+    _wait(lambda: agent.status["owner"] is True and prom.exists() and "natgw_ha_owner" in prom.read_text())
+    text = prom.read_text()
+    assert 'natgw_ha_state{pair="lab",host="gw2",state="MASTER"} 1' in text
+    assert 'natgw_ha_owner{pair="lab",host="gw2"} 1' in text
+
+
+def test_cli_status_and_claim(cloud_world, connect_as, capsys) -> None:
+    c = connect_as(cloud_world, "gw2")
+    path = c.cfg.state_dir.parent / "agent.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(c.cfg.model_dump_json())
+    assert main(["claim", "--config", str(path), "--dry-run"]) == 0
+    assert json.loads(capsys.readouterr().out)["planned"]
+    assert main(["claim", "--config", str(path)]) == 0
+    assert json.loads(capsys.readouterr().out)["converged"] is True
+    assert main(["status", "--config", str(path)]) == 1  # no agent has written a status yet
+    status.write(c.cfg.state_dir, {"state": "BACKUP"})
+    assert main(["status", "--config", str(path)]) == 0
+    assert json.loads(capsys.readouterr().out)["state"] == "BACKUP"
