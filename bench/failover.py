@@ -11,6 +11,7 @@ Results go to bench/results/ (results.md, summary.json, timeline-<kind>.png); ra
 from __future__ import annotations
 
 import argparse
+import fcntl
 import platform
 import shlex
 import signal
@@ -18,7 +19,7 @@ import sys
 import time
 from datetime import UTC, datetime
 from types import FrameType
-from typing import Any
+from typing import IO, Any
 
 import ansible_timing
 import report
@@ -26,8 +27,9 @@ import sweep
 from faults import FAULTS
 from lab import Lab, LabError
 from metrics import stats
+from nat_gateway_ha_lab.cli import LOCK_FILE
 from runner import Observer, Profile, run_once
-from seed import Baseline
+from seed import AGENT_UNIT, Baseline
 
 PROFILES = {
     "project": Profile("project", duration=30.0, stall_timeout=20.0, converge_timeout=30.0),
@@ -104,6 +106,13 @@ class Bench:
                 self.log(f"  {row['name']}: {row['wall']:.1f} s ({row.get('recap', '')})")
         lab = Lab()
         try:
+            for g in lab.gateways:
+                lab.sh(g, f"systemctl is-active keepalived {AGENT_UNIT}", timeout=20)
+        except (LabError, OSError) as exc:
+            self.log(f"the lab is not up and converged (`make lab`): {exc}")
+            return 1
+        lock = self.hold_lab()
+        try:
             if "project" not in skip:
                 self.failovers(lab, "project", None)
             if "sweep" not in skip:
@@ -120,7 +129,20 @@ class Bench:
             self.summary["not_run"].append("the run hit its hard time limit; later phases did not run")
         finally:
             self.finish()
+            lock.close()
         return 0
+
+    def hold_lab(self) -> IO[str]:
+        """Take the lab's lock for the measured phases: a `natgw-lab up/down` elsewhere waits for us."""
+        LOCK_FILE.parent.mkdir(parents=True, exist_ok=True)
+        fd = LOCK_FILE.open("w")
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.log(f"waiting for the lab lock {LOCK_FILE} (a natgw-lab up/down is running)")
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        self.log(f"holding {LOCK_FILE} until the bench ends: natgw-lab up/down elsewhere will wait")
+        return fd
 
     def seed_phase(self, lab: Lab) -> None:
         baseline = Baseline(lab)

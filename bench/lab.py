@@ -183,6 +183,13 @@ class Lab:
                 routes[rt["RouteTableId"]] = owner
         return {"eips": eips, "routes": routes}
 
+    def lan_eni(self, host: str) -> str:
+        addr = str(topology.host(host).nic("eth1").address)
+        enis = self.ec2().describe_network_interfaces(
+            Filters=[{"Name": "addresses.private-ip-address", "Values": [addr]}]
+        )["NetworkInterfaces"]
+        return str(enis[0]["NetworkInterfaceId"])
+
     def owner(self) -> str | None:
         """The single gateway that owns every EIP and every private default route, or None if split."""
         own = self.ownership()

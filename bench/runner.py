@@ -162,6 +162,8 @@ def run_once(
     first = lab.wait("a single VRRP master", lab.vrrp_master, 30)
     if profile.variant == "project":
         lab.wait(f"{first} to own the EIP and routes", lambda: lab.owner() == first, 30, interval=0.5)
+    else:
+        point_routes_at(lab, first)
     second = next(g for g in lab.gateways if g != first)
     raw = raw_dir / f"{profile.variant}-{fault.name}-{index}.json"
     size = int(profile.rate * profile.duration)
@@ -216,6 +218,15 @@ def run_once(
         "dataplane": [asdict(e) for e in lab.dataplane(ticks[0][0] if ticks else time.time() - 120)],
     }
     return result
+
+
+def point_routes_at(lab: Lab, host: str) -> None:
+    """Seed runs start as a seed pair would: 0.0.0.0/0 at the master (the seed itself never moves it)."""
+    ec2 = lab.ec2()
+    eni = lab.lan_eni(host)
+    for rtb, owner in lab.ownership()["routes"].items():
+        if owner != host:
+            ec2.replace_route(RouteTableId=rtb, DestinationCidrBlock="0.0.0.0/0", NetworkInterfaceId=eni)
 
 
 def expected_digest(size: int) -> str | None:
