@@ -173,6 +173,7 @@ def test_cli_status_and_claim(cloud_world, connect_as, capsys) -> None:
     assert main(["claim", "--config", str(path)]) == 0
     assert json.loads(capsys.readouterr().out)["converged"] is True
     assert main(["status", "--config", str(path)]) == 1  # no agent has written a status yet
+    assert json.loads(capsys.readouterr().out)["state"] == "UNKNOWN"
     status.write(c.cfg.state_dir, {"state": "BACKUP"})
     assert main(["status", "--config", str(path)]) == 0
     assert json.loads(capsys.readouterr().out)["state"] == "BACKUP"
