@@ -159,3 +159,20 @@ def describe(state_dir: Path = STATE_DIR) -> LabState:
     private_ip, owner, routes = ownership(ec2_client(endpoint))
     source, error = client_egress()
     return LabState(vip_holders(), str(LAB_EIP), private_ip, owner, routes, source, error)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m nat_gateway_ha_lab.state [--json]`: exit 0 only when the lab is healthy."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m nat_gateway_ha_lab.state", description=__doc__)
+    parser.add_argument("--json", action="store_true", help="print JSON (for verifiers and scripts)")
+    parser.add_argument("--state-dir", type=Path, default=STATE_DIR)
+    args = parser.parse_args(argv)
+    state = describe(args.state_dir)
+    print(state.to_json() if args.json else state.render())
+    return 0 if state.healthy else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
