@@ -1,0 +1,66 @@
+"""What the Ansible module does, in the package: discover a gateway's AWS side, fix src/dst check, claim.
+
+Claiming goes through the same `Cloud.takeover` as the agent, so a planned switchover and a failover
+cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from nat_gateway_ha.cli import connect
+from nat_gateway_ha.config import AgentConfig
+from nat_gateway_ha.resolve import source_dest_check
+
+
+def ensure(
+    cfg: AgentConfig,
+    owner: bool = False,
+    want_source_dest_check: bool | None = None,
+    check_mode: bool = False,
+) -> dict[str, Any]:
+    """Discover; make src/dst check and ownership as asked (unless check_mode); report before and after."""
+    cloud = connect(cfg)
+    try:
+        t = cloud.target
+        before = cloud.observe().owner_summary(t)
+        checks = source_dest_check(cloud.ec2, t)
+        changed = False
+        sdc_changes = []
+        if want_source_dest_check is not None:
+            for eni, on in sorted(checks.items()):
+                if on != want_source_dest_check:
+                    sdc_changes.append(eni)
+                    changed = True
+                    if not check_mode:
+                        cloud.ec2.modify_network_interface_attribute(
+                            NetworkInterfaceId=eni, SourceDestCheck={"Value": want_source_dest_check}
+                        )
+        takeover = None
+        if owner:
+            result = cloud.takeover(dry_run=check_mode)
+            takeover = result.summary()
+            changed = changed or bool(result.planned)
+            if not check_mode and not result.converged:
+                raise RuntimeError(
+                    f"pair {cfg.pair} host {cfg.host}: takeover did not converge: "
+                    f"pending {[str(a) for a in result.pending]} failed {result.failed}"
+                )
+        after = before if check_mode or not changed else cloud.observe().owner_summary(t)
+        if check_mode and owner:
+            after = dict(before, owner=True)
+        return {
+            "changed": changed,
+            "target": asdict(t),
+            "source_dest_check": source_dest_check(cloud.ec2, t)
+            if sdc_changes and not check_mode
+            else checks,
+            "source_dest_check_changed": sdc_changes,
+            "owner": bool(after["owner"]),
+            "ownership_before": before,
+            "ownership_after": after,
+            "takeover": takeover,
+        }
+    finally:
+        cloud.close()

@@ -1,0 +1,134 @@
+"""The nat_gateway_ha_cloud module: package logic in both cloud modes, and the module through Ansible."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import agent_config, eip_target, route_targets, seed_world, test_client
+from nat_gateway_ha.provision import ensure
+from nat_gateway_ha_lab import cloud
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_check_mode_then_claim_and_source_dest_check(cloud_world, imds_server, tmp_path) -> None:
+    imds_server.target["id"] = cloud_world.instances["gw2"]
+    cfg = agent_config(cloud_world, "gw2", imds_server.url, tmp_path)
+    cloud.reset_calls()
+    predicted = ensure(cfg, owner=True, want_source_dest_check=False, check_mode=True)
+    assert predicted["changed"] and not predicted["ownership_before"]["owner"] and predicted["owner"]
+    assert len(predicted["source_dest_check_changed"]) == 2
+    assert len(predicted["takeover"]["planned"]) == 6
+    assert cloud.mutating_calls() == []
+    done = ensure(cfg, owner=True, want_source_dest_check=False)
+    assert done["changed"] and done["owner"] and done["ownership_after"]["owner"]
+    assert set(done["source_dest_check"].values()) == {False}
+    assert set(route_targets(cloud_world.ec2, cloud_world.private_tables).values()) == {
+        cloud_world.eni("gw2", "eth1")
+    }
+    assert eip_target(cloud_world.ec2) == (cloud_world.eni("gw2", "eth0"), "10.77.1.54")
+    again = ensure(cfg, owner=True, want_source_dest_check=False)
+    assert not again["changed"]
+
+
+def test_bad_config_names_pair_host_and_field(cloud_world, imds_server, tmp_path) -> None:
+    from nat_gateway_ha.resolve import ResolveError
+
+    imds_server.target["id"] = cloud_world.instances["gw2"]
+    bad_ip = agent_config(
+        cloud_world,
+        "gw2",
+        imds_server.url,
+        tmp_path,
+        eips=[{"eip": {"public_ip": "203.0.113.10"}, "private_ip": "10.77.1.99"}],
+    )
+    with pytest.raises(ResolveError, match=r"pair lab host gw2 field eips\[0\]\.private_ip"):
+        ensure(bad_ip)
+    main_by_id = agent_config(
+        cloud_world, "gw2", imds_server.url, tmp_path, route_tables={"ids": [cloud_world.main_table]}
+    )
+    with pytest.raises(ResolveError, match=r"route_tables\.ids.*main route table"):
+        ensure(main_by_id)
+    bad_mac = agent_config(
+        cloud_world, "gw2", imds_server.url, tmp_path, lan_eni={"mac": "02:00:00:00:00:99"}
+    )
+    with pytest.raises(ResolveError, match="field lan_eni"):
+        ensure(bad_mac)
+
+
+def test_selection_rules(cloud_world, connect_as) -> None:
+    w = cloud_world
+    lan_a = w.subnets["lan-a"]
+    cases = {
+        "tags": ({"tags": {"Network": "private"}}, set(w.private_tables)),
+        "ids": ({"ids": w.private_tables[3:5]}, set(w.private_tables[3:5])),
+        "subnets": ({"subnet_ids": [lan_a]}, {w.private_tables[0]}),
+        "union": ({"ids": [w.public_table], "subnet_ids": [lan_a]}, {w.public_table, w.private_tables[0]}),
+        "main": ({"ids": [w.main_table], "include_main": True}, {w.main_table}),
+    }
+    for name, (selection, expected) in cases.items():
+        c = connect_as(w, "gw2", route_tables=selection)
+        assert set(c.target.route_tables) == expected, name
+    w.ec2.create_tags(Resources=[w.main_table], Tags=[{"Key": "Network", "Value": "private"}])
+    assert w.main_table not in connect_as(w, "gw2").target.route_tables
+    with_main = connect_as(w, "gw2", route_tables={"tags": {"Network": "private"}, "include_main": True})
+    assert w.main_table in with_main.target.route_tables
+
+
+@pytest.mark.parametrize("check", [True, False])
+def test_module_through_ansible(check: bool, moto_server, imds_server, tmp_path) -> None:
+    moto_server.reset()
+    world = seed_world(test_client(moto_server.url), moto_server.url, private_tables=2)
+    imds_server.target["id"] = world.instances["gw2"]
+    cfg = agent_config(world, "gw2", imds_server.url, tmp_path)
+    play = [
+        {
+            "hosts": "localhost",
+            "gather_facts": False,
+            "tasks": [
+                {
+                    "name": "Claim",
+                    "nat_gateway_ha_cloud": {
+                        "agent_config": json.loads(cfg.model_dump_json()),
+                        "owner": True,
+                    },
+                    "register": "out",
+                },
+                {
+                    "name": "Save",
+                    "ansible.builtin.copy": {
+                        "content": "{{ out | to_json }}",
+                        "dest": str(tmp_path / "out.json"),
+                    },
+                    "check_mode": False,
+                },
+            ],
+        }
+    ]
+    (tmp_path / "play.yml").write_text(json.dumps(play))
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"))
+    cmd = [
+        str(Path(sys.executable).parent / "ansible-playbook"),
+        "-i",
+        "localhost,",
+        "-c",
+        "local",
+        "-e",
+        f"ansible_python_interpreter={sys.executable}",
+        str(tmp_path / "play.yml"),
+        "--diff",
+    ] + (["--check"] if check else [])
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    result = json.loads((tmp_path / "out.json").read_text())
+    assert result["changed"] is True
+    assert result["diff"]["before"]["owner"] is False and result["diff"]["after"]["owner"] is True
+    expected = world.eni("gw1" if check else "gw2", "eth1")
+    assert set(route_targets(world.ec2, world.private_tables).values()) == {expected}
+    moto_server.reset()
