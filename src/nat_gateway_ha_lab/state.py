@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -92,7 +93,7 @@ def vip_holders() -> list[str]:
     return holders
 
 
-def client_egress(timeout: float = 3.0) -> tuple[str | None, str | None]:
+def client_egress(timeout: float = 2.0) -> tuple[str | None, str | None]:
     """(source address the internet host saw, error): a request from inside the client's namespace."""
     client = next(h for h in topo.HOSTS if h.role == "client")
     done = subprocess.run(
@@ -168,8 +169,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m nat_gateway_ha_lab.state", description=__doc__)
     parser.add_argument("--json", action="store_true", help="print JSON (for verifiers and scripts)")
     parser.add_argument("--state-dir", type=Path, default=STATE_DIR)
+    parser.add_argument("--wait", type=float, default=0.0, help="poll up to this many seconds for healthy")
     args = parser.parse_args(argv)
+    deadline = time.monotonic() + args.wait
     state = describe(args.state_dir)
+    while not state.healthy and time.monotonic() < deadline:
+        time.sleep(0.5)
+        state = describe(args.state_dir)
     print(state.to_json() if args.json else state.render())
     return 0 if state.healthy else 1
 
