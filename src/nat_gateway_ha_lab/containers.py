@@ -1,0 +1,173 @@
+"""Lab hosts as systemd-nspawn containers: systemd as PID 1, sshd, each in its host's network namespace.
+
+All hosts share the read-only base root; each writes to its own overlay upper directory, which is
+seeded here with what makes an instance itself (machine-id, hostname, SSH host keys, the lab's
+authorized key) and wiped by `down`, so every `up` boots fresh instances as EC2 would.
+The flags are the ones lab-facts.md found necessary: the writable /proc/sys/net for sysctl, and
+CAP_NET_ADMIN/CAP_NET_RAW for keepalived to add its VIP.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from nat_gateway_ha_lab import paths
+from nat_gateway_ha_lab import topology as topo
+
+STOP_GRACE = 5.0  # seconds a container gets to power off before it is killed
+
+
+def upper_dir(host: topo.Host) -> Path:
+    return paths.HOSTS_DIR / host.name / "upper"
+
+
+def pid_file(host: topo.Host) -> Path:
+    return paths.RUN_DIR / f"{host.name}.pid"
+
+
+def console_log(host: topo.Host) -> Path:
+    return paths.RUN_DIR / f"{host.name}.console.log"
+
+
+def _read_pid(host: topo.Host) -> int | None:
+    try:
+        return int(pid_file(host).read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _is_our_nspawn(pid: int, host: topo.Host) -> bool:
+    """True if `pid` is still the systemd-nspawn we started for this host (not a recycled pid)."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return bool(argv) and argv[0].endswith(b"systemd-nspawn") and f"-M{host.name}".encode() in argv
+
+
+def running_pid(host: topo.Host) -> int | None:
+    pid = _read_pid(host)
+    return pid if pid is not None and _is_our_nspawn(pid, host) else None
+
+
+def _mkdirs_like(base: Path, upper: Path, rel: str) -> Path:
+    """Create upper/rel with each component's mode copied from the base, so the overlay shows base modes."""
+    target = upper
+    source = base
+    for part in Path(rel).parts:
+        target, source = target / part, source / part
+        if not target.exists():
+            target.mkdir()
+            os.chmod(target, source.stat().st_mode & 0o7777 if source.exists() else 0o755)
+    return target
+
+
+def _seed_upper(host: topo.Host, base: Path, authorized_key: str) -> None:
+    """Write what makes this instance itself into its fresh overlay upper directory."""
+    upper = upper_dir(host)
+    upper.mkdir(parents=True, exist_ok=True)
+    etc = _mkdirs_like(base, upper, "etc")
+    (etc / "machine-id").write_text(secrets.token_hex(16) + "\n")
+    (etc / "hostname").write_text(host.name + "\n")
+    hosts = (base / "etc/hosts").read_text() if (base / "etc/hosts").exists() else ""
+    (etc / "hosts").write_text(hosts + f"127.0.1.1\t{host.name}\n")
+    _mkdirs_like(base, upper, "etc/ssh")
+    subprocess.run(["ssh-keygen", "-q", "-A", "-f", str(upper)], check=True, capture_output=True)
+    ssh_dir = _mkdirs_like(base, upper, "root/.ssh")
+    os.chmod(ssh_dir, 0o700)
+    keys = ssh_dir / "authorized_keys"
+    keys.write_text(authorized_key + "\n")
+    os.chmod(keys, 0o600)
+
+
+def start(host: topo.Host, base: Path, authorized_key: str) -> int:
+    """Boot the host's container in the background unless it is already running; returns its pid."""
+    pid = running_pid(host)
+    if pid is not None:
+        return pid
+    netns = Path("/run/netns") / host.netns
+    if not netns.exists():
+        raise RuntimeError(f"{host.name}: network namespace {host.netns} is missing (network not built)")
+    _kill_netns_processes(host)  # whatever a crashed earlier run left in the namespace
+    wipe(host)
+    _seed_upper(host, base, authorized_key)
+    paths.RUN_DIR.mkdir(parents=True, exist_ok=True)
+    cmd = [
+        "systemd-nspawn",
+        "--register=no",
+        "--keep-unit",
+        "--quiet",
+        "--console=read-only",
+        f"-M{host.name}",
+        f"--directory={base}",
+        f"--overlay={base}:{upper_dir(host)}:/",
+        f"--network-namespace-path={netns}",
+        "--capability=CAP_NET_ADMIN,CAP_NET_RAW",
+        "--boot",
+    ]
+    env = {**os.environ, "SYSTEMD_NSPAWN_API_VFS_WRITABLE": "network"}
+    with console_log(host).open("wb") as log:
+        proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+    pid_file(host).write_text(f"{proc.pid}\n")
+    return proc.pid
+
+
+def stop(host: topo.Host) -> bool:
+    """Power the container off (killing it after a grace period) and end anything left in its namespace."""
+    pid = running_pid(host)
+    stopped = False
+    if pid is not None:
+        os.kill(pid, signal.SIGTERM)  # systemd-nspawn turns this into a clean poweroff of the container
+        deadline = time.monotonic() + STOP_GRACE
+        while time.monotonic() < deadline and _is_our_nspawn(pid, host):
+            time.sleep(0.1)
+            _reap(pid)
+        if _is_our_nspawn(pid, host):
+            os.kill(pid, signal.SIGKILL)
+        stopped = True
+    _kill_netns_processes(host)
+    pid_file(host).unlink(missing_ok=True)
+    return stopped
+
+
+def _reap(pid: int) -> None:
+    """Collect the exit status if the container is our child (when `up` and `down` run in one process)."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def netns_pids(host: topo.Host) -> list[int]:
+    proc = subprocess.run(["ip", "netns", "pids", host.netns], capture_output=True, text=True, check=False)
+    return [int(p) for p in proc.stdout.split()] if proc.returncode == 0 else []
+
+
+def _kill_netns_processes(host: topo.Host, timeout: float = 5.0) -> None:
+    """SIGKILL every process still living in the host's namespace: all of them were started by the lab."""
+    deadline = time.monotonic() + timeout
+    while (pids := netns_pids(host)) and time.monotonic() < deadline:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            _reap(pid)
+        time.sleep(0.05)
+    if netns_pids(host):
+        raise RuntimeError(f"{host.name}: processes {netns_pids(host)} survive in {host.netns}")
+
+
+def wipe(host: topo.Host) -> None:
+    """Forget the instance: its overlay upper dir and the overlay's work dir next to it."""
+    shutil.rmtree(paths.HOSTS_DIR / host.name, ignore_errors=True)
