@@ -1,0 +1,148 @@
+"""Benchmark: a MASTER line written to a warm agent's FIFO -> its last successful EC2 API response.
+
+The lab's cloud runs as a moto server (HTTP on localhost, AWS fixes applied), IMDS is the emulator. For each
+route-table count, gw1 owns the pair, then gw2's agent (started once, warm: resolved, connections open)
+gets `INSTANCE "VI_1" MASTER 150` on its FIFO; the clock stops at the last successful API response of
+that takeover (its verification Describe). Prints median and spread; asserts nothing about time.
+
+    python bench/agent_takeover.py [--runs 7] [--tables 1,5,50,100,200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
+
+from nat_gateway_ha import log
+from nat_gateway_ha.cli import connect
+from nat_gateway_ha.config import AgentConfig
+from nat_gateway_ha.daemon import Agent
+from nat_gateway_ha_lab import cloud, imds, topology
+from nat_gateway_ha_lab.seed import moto_mac_setter, seed
+
+
+def config(host: str, state: Any, tables: list[str], url: str, imds_url: str, tmp: Path) -> AgentConfig:
+    h = topology.host(host)
+    return AgentConfig.model_validate(
+        {
+            "pair": "bench",
+            "host": host,
+            "vrrp_instance": "VI_1",
+            "region": topology.REGION,
+            "endpoint_url": url,
+            "imds_url": imds_url,
+            "wan_eni": {"mac": h.nic("eth0").mac},
+            "lan_eni": {"mac": h.nic("eth1").mac},
+            "eips": [
+                {
+                    "eip": {"allocation_id": state.eip_allocation_id},
+                    "private_ip": str(h.nic("eth0").secondary[0]),
+                }
+            ],
+            "route_tables": {"ids": tables},
+            "fifo_path": str(tmp / host / "notify.fifo"),
+            "state_dir": str(tmp / host / "state"),
+            "reconcile_interval": 3600,
+        }
+    )
+
+
+def measure(
+    n_tables: int, runs: int, server: cloud.ServerHandle, emulator: imds.ImdsHandle, tmp: Path
+) -> list[float]:
+    import boto3
+
+    server.reset()
+    ec2 = boto3.client("ec2", region_name=topology.REGION, endpoint_url=server.url)
+    state = seed(ec2, moto_mac_setter(), endpoint_url=server.url, extra_route_tables=max(0, n_tables - 2))
+    tables = [*state.private_route_tables.values(), *state.extra_route_tables][:n_tables]
+    for inst in state.instances.values():  # as provisioning leaves them (nat_gateway_ha_cloud)
+        for nic in inst.nics.values():
+            ec2.modify_network_interface_attribute(
+                NetworkInterfaceId=nic.eni_id, SourceDestCheck={"Value": False}
+            )
+    target: dict[str, str] = {}
+    emulator.emulator.resolver = lambda ip: target.get("id")
+    clouds = {}
+    for host in ("gw1", "gw2"):
+        target["id"] = state.instances[host].instance_id
+        clouds[host] = connect(config(host, state, tables, server.url, emulator.url, tmp))
+    gw2 = clouds["gw2"]
+    agent = Agent(config("gw2", state, tables, server.url, emulator.url, tmp), gw2, state="BACKUP")
+    last_ok = [0.0]
+
+    def on_response(http_response: Any, **_: Any) -> None:
+        if http_response.status_code == 200:
+            last_ok[0] = max(last_ok[0], time.perf_counter())
+
+    gw2.ec2.meta.events.register("after-call.ec2", on_response)
+    thread = threading.Thread(target=agent.run, daemon=True)
+    thread.start()
+    while not agent.cfg.fifo_path.exists():
+        time.sleep(0.01)
+    fd = os.open(agent.cfg.fifo_path, os.O_WRONLY)
+    samples = []
+    try:
+        for _ in range(runs):
+            assert clouds["gw1"].takeover().converged  # gw1 owns everything again
+            gw2.observe()  # keep the agent's connections as warm as a reconciling agent's
+            before = agent.takeovers
+            last_ok[0] = 0.0
+            start = time.perf_counter()
+            os.write(fd, b'INSTANCE "VI_1" MASTER 150\n')
+            while agent.takeovers == before:
+                time.sleep(0.001)
+            result = agent.status["last_takeover"]
+            if not result["converged"] or result["changed"] != n_tables + 1:
+                raise SystemExit(f"takeover with {n_tables} tables did not converge: {result}")
+            samples.append(last_ok[0] - start)
+            os.write(fd, b'INSTANCE "VI_1" BACKUP 100\n')
+            while agent.state != "BACKUP":
+                time.sleep(0.001)
+    finally:
+        agent.stop()
+        thread.join(timeout=5)
+        os.close(fd)
+        for c in clouds.values():
+            c.close()
+    return samples
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--tables", default="1,5,50,100,200")
+    args = parser.parse_args()
+    log.setup(level=40)  # errors only: the per-call log lines would time the terminal, not the agent
+    server = cloud.serve("127.0.0.1", 0)
+    emulator = imds.serve("127.0.0.1", 0, resolver=lambda ip: None)
+    goals = {5: 0.25, 100: 1.5}
+    print(f"agent takeover: MASTER line -> last successful API response (moto server, {args.runs} runs each)")
+    print(f"{'tables':>6} {'median s':>9} {'min s':>7} {'max s':>7} {'IQR s':>7} {'goal s':>7}")
+    try:
+        with tempfile.TemporaryDirectory(prefix="natgw-bench-") as tmp:
+            for n in (int(x) for x in args.tables.split(",")):
+                s = sorted(measure(n, args.runs, server, emulator, Path(tmp) / str(n)))
+                q = statistics.quantiles(s, n=4) if len(s) >= 2 else [s[0], s[0], s[0]]
+                goal = f"{goals[n]:.2f}" if n in goals else "-"
+                med, iqr = statistics.median(s), q[2] - q[0]
+                print(f"{n:>6} {med:>9.3f} {s[0]:>7.3f} {s[-1]:>7.3f} {iqr:>7.3f} {goal:>7}")
+                sys.stdout.flush()
+    finally:
+        emulator.stop()
+        server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
