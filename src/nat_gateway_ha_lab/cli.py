@@ -94,9 +94,9 @@ def down() -> None:
     _need_root()
     started = time.monotonic()
     with _locked():
+        for host in containers.stop(topo.HOSTS):
+            _say(f"{host.name}: stopped")
         for host in topo.HOSTS:
-            if containers.stop(host):
-                _say(f"{host.name}: stopped")
             containers.wipe(host)
         for item in controlplane.stop():
             _say(f"stopped {item}")

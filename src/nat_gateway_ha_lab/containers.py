@@ -16,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from nat_gateway_ha_lab import paths
@@ -126,22 +127,25 @@ def start(host: topo.Host, base: Path, authorized_key: str) -> int:
     return proc.pid
 
 
-def stop(host: topo.Host) -> bool:
-    """Power the container off (killing it after a grace period) and end anything left in its namespace."""
-    pid = running_pid(host)
-    stopped = False
-    if pid is not None:
+def stop(hosts: Sequence[topo.Host]) -> list[topo.Host]:
+    """Power the containers off together (killing any still up after a grace period), then end anything
+    left in their namespaces. Returns the hosts whose container was running."""
+    pids = {host: pid for host in hosts if (pid := running_pid(host)) is not None}
+    for pid in pids.values():
         os.kill(pid, signal.SIGTERM)  # systemd-nspawn turns this into a clean poweroff of the container
-        deadline = time.monotonic() + STOP_GRACE
-        while time.monotonic() < deadline and _is_our_nspawn(pid, host):
-            time.sleep(0.1)
+    deadline = time.monotonic() + STOP_GRACE
+    while time.monotonic() < deadline and any(_is_our_nspawn(pid, host) for host, pid in pids.items()):
+        time.sleep(0.1)
+        for pid in pids.values():
             _reap(pid)
+    for host, pid in pids.items():
         if _is_our_nspawn(pid, host):
             os.kill(pid, signal.SIGKILL)
-        stopped = True
-    _kill_netns_processes(host)
-    pid_file(host).unlink(missing_ok=True)
-    return stopped
+            _reap(pid)
+    for host in hosts:
+        _kill_netns_processes(host)
+        pid_file(host).unlink(missing_ok=True)
+    return list(pids)
 
 
 def _reap(pid: int) -> None:

@@ -77,6 +77,13 @@ def _spawn(cmd: list[str], pid_file: Path, log_file: Path) -> int:
             cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
     pid_file.write_text(f"{proc.pid}\n")
+    # Right after the exec, /proc/PID/cmdline can still read empty: wait for it, or `_wait` takes the
+    # starting process for a dead one.
+    deadline = time.monotonic() + 2.0
+    while time.monotonic() < deadline and proc.poll() is None:
+        if Path(f"/proc/{proc.pid}/cmdline").read_bytes():
+            break
+        time.sleep(0.01)
     return proc.pid
 
 
