@@ -48,11 +48,11 @@ class Authentication(StrictModel):
 
 
 class TrackScript(StrictModel):
-    """Optional data-path health check run by keepalived as the script user."""
+    """Optional data-path health check run by keepalived as the script user (2.2.7: whole seconds)."""
 
     script: Annotated[str, Field(min_length=1)]
-    interval: Annotated[float, Field(gt=0)] = 1.0
-    timeout: Annotated[float, Field(gt=0)] = 1.0
+    interval: Annotated[int, Field(ge=1, le=4294)] = 1
+    timeout: Annotated[int, Field(ge=1, le=4294)] = 1
     fall: Annotated[int, Field(ge=1)] = 2
     rise: Annotated[int, Field(ge=1)] = 2
     weight: Annotated[int, Field(ge=-253, le=253)] = 0
@@ -101,8 +101,8 @@ class PlanModel(BaseModel):
 class KeepalivedTrackScript(PlanModel):
     name: str
     script: str
-    interval: float
-    timeout: float
+    interval: int
+    timeout: int
     fall: int
     rise: int
     weight: int
