@@ -31,13 +31,13 @@ molecule: bootstrap
 lab: bootstrap
 	natgw-lab up
 	ansible-playbook -i inventories/lab site.yml
-	natgw-lab status
+	natgw-lab status --wait 30
 
 lab-down: bootstrap
 	natgw-lab down
 
 lab-status: bootstrap
-	natgw-lab status
+	natgw-lab status --wait 30
 
 bench-agent: bootstrap
 	python bench/agent_takeover.py

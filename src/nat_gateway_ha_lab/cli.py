@@ -132,18 +132,28 @@ def host_lines(vip_holders: list[str]) -> list[str]:
     return lines
 
 
-def status() -> int:
-    """The hosts, then the cloud's view; exit 0 only when the lab is up and healthy."""
+def status(wait: float = 0.0) -> int:
+    """The hosts, then the cloud's view; exit 0 only when the lab is up and healthy.
+
+    `wait` polls up to that many seconds for healthy first: right after a converge the agent may still
+    be claiming the EIP and routes.
+    """
     _need_root()
     if not network.is_built():
         _say("the lab is down (run `natgw-lab up` or `make lab`)")
         return 1
-    for line in host_lines(state.vip_holders()):
-        print(line)
     if None in controlplane.running().values():
+        for line in host_lines(state.vip_holders()):
+            print(line)
         _say("the cloud (control plane / internet host) is not running: run `natgw-lab up`")
         return 1
+    deadline = time.monotonic() + wait
     lab = state.describe()
+    while not lab.healthy and time.monotonic() < deadline:
+        time.sleep(0.5)
+        lab = state.describe()
+    for line in host_lines(lab.vip_holders):
+        print(line)
     print(lab.render())
     return 0 if lab.healthy else 1
 
@@ -172,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="cmd", required=True)
     sub.add_parser("up", help="build what is missing and boot the hosts (idempotent)")
     sub.add_parser("down", help="remove everything the lab made")
-    sub.add_parser("status", help="hosts, VRRP master, EIP and route owners, client egress")
+    p_status = sub.add_parser("status", help="hosts, VRRP master, EIP and route owners, client egress")
+    p_status.add_argument("--wait", type=float, default=0.0, metavar="SECONDS", help="poll for healthy first")
     p_ssh = sub.add_parser("ssh", help="ssh to a host as root (a login shell without a command)")
     p_ssh.add_argument("host")
     p_ssh.add_argument("command", nargs=argparse.REMAINDER)
@@ -187,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.cmd == "down":
             down()
         elif args.cmd == "status":
-            return status()
+            return status(args.wait)
         elif args.cmd == "ssh":
             ssh_cmd(args.host, args.command)
         elif args.cmd == "exec":
