@@ -37,7 +37,7 @@ lab-down: bootstrap
 	natgw-lab down
 
 lab-status: bootstrap
-	natgw-lab status --wait 30
+	natgw-lab status
 
 bench-agent: bootstrap
 	python bench/agent_takeover.py
