@@ -182,14 +182,39 @@ def cloud_world(cloud_mode: str | None) -> World:
     return seed_world(test_client(cloud_mode), cloud_mode, private_tables=5)
 
 
-@pytest.fixture
-def imds_server() -> Iterator[imds.ImdsHandle]:
-    """The IMDS emulator on a free local port; set `handle.instance` via `imds_for` to choose who calls."""
+@pytest.fixture(scope="session")
+def _imds_session() -> Iterator[imds.ImdsHandle]:
     target: dict[str, str | None] = {"id": None}
     handle = imds.serve("127.0.0.1", 0, resolver=lambda ip: target["id"] if ip == "127.0.0.1" else None)
     handle.target = target  # type: ignore[attr-defined]
     yield handle
     handle.stop()
+
+
+@pytest.fixture
+def imds_server(_imds_session: imds.ImdsHandle) -> Iterator[imds.ImdsHandle]:
+    """The IMDS emulator (one per session); `handle.target["id"] = instance_id` says who 127.0.0.1 is."""
+    yield _imds_session
+    _imds_session.target["id"] = None  # type: ignore[attr-defined]
+    _imds_session.emulator.delay = 0.0
+    _imds_session.emulator._fail.clear()
+
+
+@pytest.fixture
+def inprocess_cloud() -> Iterator[None]:
+    """moto in-process only, for tests about the agent rather than about the two ways of reaching moto."""
+    from moto import mock_aws
+
+    cloud.clear_faults()
+    with mock_aws():
+        yield None
+    cloud.clear_faults()
+    cloud.reset_calls()
+
+
+@pytest.fixture
+def inprocess_world(inprocess_cloud: None) -> World:
+    return seed_world(test_client(None), None, private_tables=5)
 
 
 def agent_config(world: World, host: str, imds_url: str, tmp: Any, **overrides: Any) -> Any:

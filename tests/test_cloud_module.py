@@ -37,12 +37,12 @@ def test_check_mode_then_claim_and_source_dest_check(cloud_world, imds_server, t
     assert not again["changed"]
 
 
-def test_bad_config_names_pair_host_and_field(cloud_world, imds_server, tmp_path) -> None:
+def test_bad_config_names_pair_host_and_field(inprocess_world, imds_server, tmp_path) -> None:
     from nat_gateway_ha.resolve import ResolveError
 
-    imds_server.target["id"] = cloud_world.instances["gw2"]
+    imds_server.target["id"] = inprocess_world.instances["gw2"]
     bad_ip = agent_config(
-        cloud_world,
+        inprocess_world,
         "gw2",
         imds_server.url,
         tmp_path,
@@ -51,19 +51,19 @@ def test_bad_config_names_pair_host_and_field(cloud_world, imds_server, tmp_path
     with pytest.raises(ResolveError, match=r"pair lab host gw2 field eips\[0\]\.private_ip"):
         ensure(bad_ip)
     main_by_id = agent_config(
-        cloud_world, "gw2", imds_server.url, tmp_path, route_tables={"ids": [cloud_world.main_table]}
+        inprocess_world, "gw2", imds_server.url, tmp_path, route_tables={"ids": [inprocess_world.main_table]}
     )
     with pytest.raises(ResolveError, match=r"route_tables\.ids.*main route table"):
         ensure(main_by_id)
     bad_mac = agent_config(
-        cloud_world, "gw2", imds_server.url, tmp_path, lan_eni={"mac": "02:00:00:00:00:99"}
+        inprocess_world, "gw2", imds_server.url, tmp_path, lan_eni={"mac": "02:00:00:00:00:99"}
     )
     with pytest.raises(ResolveError, match="field lan_eni"):
         ensure(bad_mac)
 
 
-def test_selection_rules(cloud_world, connect_as) -> None:
-    w = cloud_world
+def test_selection_rules(inprocess_world, connect_as) -> None:
+    w = inprocess_world
     lan_a = w.subnets["lan-a"]
     cases = {
         "tags": ({"tags": {"Network": "private"}}, set(w.private_tables)),
@@ -81,37 +81,33 @@ def test_selection_rules(cloud_world, connect_as) -> None:
     assert w.main_table in with_main.target.route_tables
 
 
-@pytest.mark.parametrize("check", [True, False])
-def test_module_through_ansible(check: bool, moto_server, imds_server, tmp_path) -> None:
+def test_module_through_ansible(moto_server, imds_server, tmp_path) -> None:
+    """One play: the module in check mode (predicts, changes nothing), then for real, both with --diff."""
     moto_server.reset()
     world = seed_world(test_client(moto_server.url), moto_server.url, private_tables=2)
     imds_server.target["id"] = world.instances["gw2"]
-    cfg = agent_config(world, "gw2", imds_server.url, tmp_path)
-    play = [
-        {
-            "hosts": "localhost",
-            "gather_facts": False,
-            "tasks": [
-                {
-                    "name": "Claim",
-                    "nat_gateway_ha_cloud": {
-                        "agent_config": json.loads(cfg.model_dump_json()),
-                        "owner": True,
-                    },
-                    "register": "out",
+    cfg = json.loads(agent_config(world, "gw2", imds_server.url, tmp_path).model_dump_json())
+    out = tmp_path / "out"
+    tasks = []
+    for name, check in (("predict", True), ("claim", False)):
+        tasks += [
+            {
+                "name": name,
+                "nat_gateway_ha_cloud": {"agent_config": cfg, "owner": True},
+                "register": name,
+                "check_mode": check,
+            },
+            {
+                "name": f"save {name}",
+                "ansible.builtin.copy": {
+                    "content": "{{ " + name + " | to_json }}",
+                    "dest": f"{out}-{name}.json",
                 },
-                {
-                    "name": "Save",
-                    "ansible.builtin.copy": {
-                        "content": "{{ out | to_json }}",
-                        "dest": str(tmp_path / "out.json"),
-                    },
-                    "check_mode": False,
-                },
-            ],
-        }
-    ]
-    (tmp_path / "play.yml").write_text(json.dumps(play))
+            },
+        ]
+    (tmp_path / "play.yml").write_text(
+        json.dumps([{"hosts": "localhost", "gather_facts": False, "tasks": tasks}])
+    )
     env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"))
     cmd = [
         str(Path(sys.executable).parent / "ansible-playbook"),
@@ -123,12 +119,14 @@ def test_module_through_ansible(check: bool, moto_server, imds_server, tmp_path)
         f"ansible_python_interpreter={sys.executable}",
         str(tmp_path / "play.yml"),
         "--diff",
-    ] + (["--check"] if check else [])
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
-    result = json.loads((tmp_path / "out.json").read_text())
-    assert result["changed"] is True
-    assert result["diff"]["before"]["owner"] is False and result["diff"]["after"]["owner"] is True
-    expected = world.eni("gw1" if check else "gw2", "eth1")
-    assert set(route_targets(world.ec2, world.private_tables).values()) == {expected}
+    predicted = json.loads(Path(f"{out}-predict.json").read_text())
+    claimed = json.loads(Path(f"{out}-claim.json").read_text())
+    for result in (predicted, claimed):
+        assert result["changed"] is True
+        assert result["diff"]["before"]["owner"] is False and result["diff"]["after"]["owner"] is True
+    assert predicted["takeover"]["dry_run"] is True and claimed["takeover"]["converged"] is True
+    assert set(route_targets(world.ec2, world.private_tables).values()) == {world.eni("gw2", "eth1")}
     moto_server.reset()

@@ -58,8 +58,8 @@ def test_answers_with_the_callers_identity(cloud_world, imds_server) -> None:
     assert creds["Code"] == "Success" and creds["AccessKeyId"]
 
 
-def test_token_rules(cloud_world, imds_server) -> None:
-    imds_server.target["id"] = cloud_world.instances["gw1"]
+def test_token_rules(inprocess_world, imds_server) -> None:
+    imds_server.target["id"] = inprocess_world.instances["gw1"]
     base = imds_server.url
     assert _token(base, ttl=None)[0] == 400
     assert _token(base, ttl="0")[0] == 400
@@ -68,7 +68,7 @@ def test_token_rules(cloud_world, imds_server) -> None:
     assert _get(f"{base}/latest/meta-data/instance-id", "forged")[0] == 401
     # A token belongs to the instance that asked for it.
     token = _token(base)[1]
-    imds_server.target["id"] = cloud_world.instances["gw2"]
+    imds_server.target["id"] = inprocess_world.instances["gw2"]
     assert _get(f"{base}/latest/meta-data/instance-id", token)[0] == 401
 
 
@@ -82,10 +82,10 @@ def test_imdsv1_only_when_the_instance_allows_it(cloud_world, imds_server) -> No
 
 
 @pytest.mark.parametrize("status", [500, 503])
-def test_injected_failures_and_unknown_callers(cloud_world, imds_server, status: int) -> None:
+def test_injected_failures_and_unknown_callers(inprocess_world, imds_server, status: int) -> None:
     imds_server.target["id"] = None
     assert _token(imds_server.url)[0] == 403
-    imds_server.target["id"] = cloud_world.instances["gw1"]
+    imds_server.target["id"] = inprocess_world.instances["gw1"]
     imds_server.emulator.fail_next(1, status)
     assert _token(imds_server.url)[0] == status
     assert _token(imds_server.url)[0] == 200

@@ -165,6 +165,8 @@ def test_example_matches_the_seed_topology(renders: dict[str, Rendered]) -> None
     assert (gw1.one("unicast_src_ip"), gw1.block("unicast_peer")) == ("10.77.3.220", ["10.77.4.53"])
     assert (gw2.one("unicast_src_ip"), gw2.block("unicast_peer")) == ("10.77.4.53", ["10.77.3.220"])
     assert gw1.block("virtual_ipaddress") == ["10.240.240.240/32 dev eth1"]
+    assert gw1.block("static_routes") == ["10.77.4.53/32 via 10.77.3.1 dev eth1"]
+    assert gw2.block("static_routes") == ["10.77.3.220/32 via 10.77.4.1 dev eth1"]
     assert "nopreempt" in gw1.text and "nopreempt" in gw2.text
     assert r.agent("gw1")["route_tables"] == {"tags": {"Network": "private"}, "ids": [], "subnet_ids": [],
                                               "include_main": False}  # fmt: skip

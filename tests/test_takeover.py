@@ -115,11 +115,9 @@ def test_half_moved_cloud_is_reported_then_repaired(cloud_world, connect_as, mon
 
 
 @pytest.mark.parametrize("tables", [1, 5, 50, 200])
-def test_takeover_scales(tables: int, connect_as, moto_server) -> None:
-    moto_server.reset()
-    world = seed_world(test_client(moto_server.url), moto_server.url, private_tables=tables)
+def test_takeover_scales(tables: int, connect_as, inprocess_cloud) -> None:
+    world = seed_world(test_client(None), None, private_tables=tables)
     gw2 = connect_as(world, "gw2")
     result = gw2.takeover()
     assert result.converged and len(result.done) == tables + 1
     assert set(route_targets(world.ec2, world.private_tables).values()) == {world.eni("gw2", "eth1")}
-    moto_server.reset()

@@ -443,7 +443,9 @@ def serve(host: str, port: int, on_mutation: Callable[[], None] | None = None) -
     if on_mutation is not None:
         with _STATE.lock:
             _STATE.hooks.append(on_mutation)
-    thread = threading.Thread(target=server.serve_forever, name=f"moto-{host}:{port}", daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, args=(0.1,), name=f"moto-{host}:{port}", daemon=True
+    )
     thread.start()
     return ServerHandle(host, int(server.server_port), server, thread, on_mutation)
 

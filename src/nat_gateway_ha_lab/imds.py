@@ -213,6 +213,8 @@ def serve(
 
     emulator = Emulator(resolver=resolver, backend=backend, role=role)
     server = make_server(host, port, emulator, threaded=True, request_handler=QuietHandler)
-    thread = threading.Thread(target=server.serve_forever, name=f"imds-{host}:{port}", daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, args=(0.1,), name=f"imds-{host}:{port}", daemon=True
+    )
     thread.start()
     return ImdsHandle(host, int(server.server_port), emulator, server, thread)
