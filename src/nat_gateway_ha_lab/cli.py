@@ -100,6 +100,9 @@ def down() -> None:
             containers.wipe(host)
         for item in controlplane.stop():
             _say(f"stopped {item}")
+        for ns in (network.VPC_NS, network.INET_NS):  # e.g. a `natgw-lab exec vpc ...` still running
+            for pid in network.kill_processes(ns):
+                _say(f"killed pid {pid} left in {ns}")
         for item in network.teardown():
             _say(f"removed {item}")
         for host in topo.HOSTS:

@@ -9,7 +9,6 @@ CAP_NET_ADMIN/CAP_NET_RAW for keepalived to add its VIP.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import secrets
 import shutil
@@ -19,7 +18,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from nat_gateway_ha_lab import paths
+from nat_gateway_ha_lab import network, paths
 from nat_gateway_ha_lab import topology as topo
 
 STOP_GRACE = 5.0  # seconds a container gets to power off before it is killed
@@ -96,7 +95,7 @@ def start(host: topo.Host, base: Path, authorized_key: str) -> int:
     netns = Path("/run/netns") / host.netns
     if not netns.exists():
         raise RuntimeError(f"{host.name}: network namespace {host.netns} is missing (network not built)")
-    _kill_netns_processes(host)  # whatever a crashed earlier run left in the namespace
+    network.kill_processes(host.netns)  # whatever a crashed earlier run left in the namespace
     wipe(host)
     _seed_upper(host, base, authorized_key)
     paths.RUN_DIR.mkdir(parents=True, exist_ok=True)
@@ -115,6 +114,7 @@ def start(host: topo.Host, base: Path, authorized_key: str) -> int:
     ]
     env = {**os.environ, "SYSTEMD_NSPAWN_API_VFS_WRITABLE": "network"}
     with console_log(host).open("wb") as log:
+        # A session of its own: a Ctrl-C on the CLI must not reach the containers.
         proc = subprocess.Popen(
             cmd,
             stdin=subprocess.DEVNULL,
@@ -137,39 +137,19 @@ def stop(hosts: Sequence[topo.Host]) -> list[topo.Host]:
     while time.monotonic() < deadline and any(_is_our_nspawn(pid, host) for host, pid in pids.items()):
         time.sleep(0.1)
         for pid in pids.values():
-            _reap(pid)
+            network.reap(pid)
     for host, pid in pids.items():
         if _is_our_nspawn(pid, host):
             os.kill(pid, signal.SIGKILL)
-            _reap(pid)
+            network.reap(pid)
     for host in hosts:
-        _kill_netns_processes(host)
+        network.kill_processes(host.netns)
         pid_file(host).unlink(missing_ok=True)
     return list(pids)
 
 
-def _reap(pid: int) -> None:
-    """Collect the exit status if the container is our child (when `up` and `down` run in one process)."""
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)
-
-
 def netns_pids(host: topo.Host) -> list[int]:
-    proc = subprocess.run(["ip", "netns", "pids", host.netns], capture_output=True, text=True, check=False)
-    return [int(p) for p in proc.stdout.split()] if proc.returncode == 0 else []
-
-
-def _kill_netns_processes(host: topo.Host, timeout: float = 5.0) -> None:
-    """SIGKILL every process still living in the host's namespace: all of them were started by the lab."""
-    deadline = time.monotonic() + timeout
-    while (pids := netns_pids(host)) and time.monotonic() < deadline:
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-            _reap(pid)
-        time.sleep(0.05)
-    if netns_pids(host):
-        raise RuntimeError(f"{host.name}: processes {netns_pids(host)} survive in {host.netns}")
+    return network.pids(host.netns)
 
 
 def wipe(host: topo.Host) -> None:

@@ -15,7 +15,11 @@ previous build was left in.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import subprocess
+import time
 from collections.abc import Sequence
 from ipaddress import IPv4Interface
 
@@ -192,13 +196,40 @@ def build() -> None:
         _build_host(host)
 
 
+def pids(ns: str) -> list[int]:
+    """Processes living in a namespace (none if it does not exist)."""
+    proc = _run(["ip", "netns", "pids", ns], check=False)
+    return [int(p) for p in proc.stdout.split()] if proc.returncode == 0 else []
+
+
+def reap(pid: int) -> None:
+    """Collect a child's exit status (when `up` and `down` run in one process, e.g. tests)."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def kill_processes(ns: str, timeout: float = 5.0) -> list[int]:
+    """SIGKILL every process in a lab namespace (all were started by the lab); returns their pids."""
+    killed: list[int] = []
+    deadline = time.monotonic() + timeout
+    while (found := pids(ns)) and time.monotonic() < deadline:
+        for pid in found:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            reap(pid)
+        killed += [p for p in found if p not in killed]
+        time.sleep(0.05)
+    if pids(ns):
+        raise NetworkError(f"processes {pids(ns)} survive SIGKILL in {ns}")
+    return killed
+
+
 def teardown() -> list[str]:
     """Remove everything `build` makes; safe on a half-built or already removed lab. Returns what went."""
     removed: list[str] = []
     for ns in namespaces():
-        pids = _run(["ip", "netns", "pids", ns], check=False).stdout.split()
-        if pids:
-            raise NetworkError(f"namespace {ns} still has processes {' '.join(pids)}: stop the hosts first")
+        if found := pids(ns):
+            raise NetworkError(f"namespace {ns} still has processes {found}: stop the hosts first")
         # Deleting a namespace deletes its veths and, with them, their peers in other namespaces.
         _run(["ip", "netns", "del", ns])
         removed.append(f"netns {ns}")
