@@ -84,9 +84,10 @@ class Lab:
     def netns(host: str) -> str:
         return topology.host(host).netns
 
-    def ip(self, host: str, *args: str) -> str:
+    def ip(self, host: str, *args: str, check: bool = True) -> str:
+        """`ip` in a host's namespace from outside its container (no SSH round trip)."""
         return subprocess.run(
-            ["ip", "-n", self.netns(host), *args], capture_output=True, text=True, check=True
+            ["ip", "-n", self.netns(host), *args], capture_output=True, text=True, check=check
         ).stdout
 
     # -- reading state ---------------------------------------------------------------------------------

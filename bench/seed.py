@@ -103,6 +103,18 @@ class Baseline:
                         ids[g] = inst["InstanceId"]
         return ids
 
+    def peer_route(self, host: str) -> list[str]:
+        """`ip route` args for a host route to the peer's LAN address via the own LAN subnet's router.
+
+        The gateways' LAN interfaces are in different subnets; the project's keepalived.conf holds this
+        route itself (static_routes), the seed's does not, so the host's network config must (as a seed
+        host at AWS needs it too). Without it the adverts are ARPed for on eth1 and both become master.
+        """
+        peer = next(g for g in self.lab.gateways if g != host)
+        own = topology.host(host).nic("eth1")
+        router = topology.subnet(own.subnet).router
+        return [f"{topology.host(peer).nic('eth1').address}/32", "via", str(router), "dev", "eth1"]
+
     def _http_tokens(self, value: str) -> None:
         for iid in self.instance_ids().values():
             self.lab.ec2().modify_instance_metadata_options(InstanceId=iid, HttpTokens=value)
@@ -114,6 +126,7 @@ class Baseline:
         self._http_tokens("optional")
         for g in self.lab.gateways:
             self.lab.sh(g, f"systemctl stop keepalived {AGENT_UNIT}")
+            self.lab.ip(g, "route", "replace", *self.peer_route(g))
             self.lab.sh(g, f"test -e {PROJECT_BACKUP} || cp -a {CONF_PATH} {PROJECT_BACKUP}")
             self.lab.put(g, CONF_PATH, conf_for(self.parts, g, self.eip))
             self.lab.put(g, SCRIPT_PATH, self.parts.script, mode="0755")
@@ -171,6 +184,8 @@ class Baseline:
                 check=False,
             )
         self._http_tokens("required")
+        for g in self.lab.gateways:
+            self.lab.ip(g, "route", "del", self.peer_route(g)[0], check=False)  # keepalived's static_routes
         ec2 = self.lab.ec2()
         for rtb in self.lab.private_route_tables():
             with contextlib.suppress(ClientError):  # absent is what we want
