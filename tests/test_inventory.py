@@ -69,6 +69,20 @@ def test_two_gateways_peer_each_other_with_distinct_derived_priorities() -> None
     assert p.pairs["natgw_a"].priorities == {"gw1": 150, "gw2": 140}
 
 
+def test_peers_in_other_subnets_are_routed_through_the_lan_router() -> None:
+    p = plan(
+        *_inventory(3, hosts={3: {"lan_address": "10.77.3.11/24", "lan_router": "10.77.3.254"}}),
+        use_facts=False,
+    )
+    routes = {
+        h: [(str(r.to), str(r.via), r.dev) for r in hp.keepalived.peer_routes] for h, hp in p.hosts.items()
+    }
+    # gw1 and gw3 share 10.77.3.0/24: no route between them; gw2 (10.77.4.0/24) is routed.
+    assert routes["gw1"] == [("10.77.4.10", "10.77.3.1", "eth1")]
+    assert routes["gw2"] == [("10.77.3.10", "10.77.4.1", "eth1"), ("10.77.3.11", "10.77.4.1", "eth1")]
+    assert routes["gw3"] == [("10.77.4.10", "10.77.3.254", "eth1")]
+
+
 def test_three_gateways_each_peer_with_the_two_others() -> None:
     p = plan(*_inventory(3, hosts={2: {"priority": 150}}), use_facts=False)
     srcs = {h: hp.keepalived.unicast_src_ip for h, hp in p.hosts.items()}
@@ -211,6 +225,10 @@ BAD: dict[str, tuple[dict[str, Any], str]] = {
     "missing mac without facts": (
         {"hosts": {1: {"wan_mac": None}}},
         "pair natgw_a, host gw1, field nat_gateway_ha_host.wan_mac: not set",
+    ),
+    "lan router outside the lan subnet": (
+        {"hosts": {1: {"lan_router": "10.77.4.1"}}},
+        "pair natgw_a, host gw1, field nat_gateway_ha_host.lan_router",
     ),
     "bad mac": (
         {"hosts": {1: {"wan_mac": "02:77"}}},

@@ -89,6 +89,7 @@ class HostSpec(StrictModel):
     wan_address: IPv4Interface | None = None
     wan_mac: str | None = None
     unicast_src_ip: IPv4Address | None = None
+    lan_router: IPv4Address | None = None  # default: the LAN subnet's first address, the VPC router
     eip_private_ips: list[IPv4Address] = Field(min_length=1)  # one per pair EIP, same order
 
 
@@ -108,6 +109,18 @@ class KeepalivedTrackScript(PlanModel):
     weight: int
 
 
+class PeerRoute(PlanModel):
+    """A /32 to a peer in another subnet, through the LAN subnet's router.
+
+    keepalived sends unicast VRRP bound to the LAN interface, where only the own subnet is on-link; without
+    this route the adverts to a peer in another AZ's subnet never leave and every gateway becomes master.
+    """
+
+    to: IPv4Address
+    via: IPv4Address
+    dev: str
+
+
 class KeepalivedInstance(PlanModel):
     """One gateway's vrrp_instance, exactly as keepalived.conf spells it."""
 
@@ -121,6 +134,7 @@ class KeepalivedInstance(PlanModel):
     nopreempt: bool
     unicast_src_ip: IPv4Address
     unicast_peers: list[IPv4Address]
+    peer_routes: list[PeerRoute]
     vips: list[IPv4Interface]
     authentication: Authentication | None
     track_script: KeepalivedTrackScript | None
@@ -344,6 +358,17 @@ def _plan_pair(
                 f"{HOST_VAR}.unicast_src_ip",
                 f"{src} is outside {r.spec.lan_interface}'s subnet {r.lan_address.network}",
             )
+        if (
+            r.spec.lan_router is not None
+            and r.lan_address is not None
+            and r.spec.lan_router not in r.lan_address.network
+        ):
+            err.add(
+                pair,
+                h,
+                f"{HOST_VAR}.lan_router",
+                f"{r.spec.lan_router} is outside {r.spec.lan_interface}'s subnet {r.lan_address.network}",
+            )
         if len(r.spec.eip_private_ips) != len(spec.eips):
             err.add(
                 pair,
@@ -405,7 +430,13 @@ def _plan_pair(
         r = hosts[h]
         assert r.lan_address is not None and r.wan_address is not None and r.src_ip is not None
         assert r.lan_mac is not None and r.wan_mac is not None
-        peers = [hosts[o].src_ip for o in members if o != h]
+        peers = [p for p in (hosts[o].src_ip for o in members if o != h) if p is not None]
+        router = r.spec.lan_router or r.lan_address.network.network_address + 1
+        peer_routes = [
+            PeerRoute(to=p, via=router, dev=r.spec.lan_interface)
+            for p in peers
+            if p not in r.lan_address.network
+        ]
         keepalived = KeepalivedInstance(
             name=instance,
             interface=r.spec.lan_interface,
@@ -415,7 +446,8 @@ def _plan_pair(
             advert_int=_fmt_interval(spec.advert_int),
             nopreempt=spec.nopreempt,
             unicast_src_ip=r.src_ip,
-            unicast_peers=[p for p in peers if p is not None],
+            unicast_peers=peers,
+            peer_routes=peer_routes,
             vips=list(spec.vips),
             authentication=spec.authentication,
             track_script=track,
