@@ -161,6 +161,7 @@ class Agent:
         else:
             self.state = event.state if event.state != "DELETED" else "STOP"
             self.status["state"] = self.state
+            self.status["owner"] = None  # no longer verified by us: the peer's agent owns the cloud side
             log.info("reconcile_stopped", state=self.state)
             self.publish()
 
