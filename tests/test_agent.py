@@ -157,10 +157,10 @@ def test_metrics_textfile(cloud_world, running, tmp_path) -> None:
     prom = tmp_path / "natgw.prom"
     agent, write = running(cloud_world, "gw2", metrics_textfile=str(prom))
     write('INSTANCE "VI_1" MASTER 150')
-    _wait(lambda: agent.status["owner"] is True and prom.exists() and "natgw_ha_owner" in prom.read_text())
+    _wait(lambda: prom.exists() and 'natgw_ha_owner{pair="lab",host="gw2"} 1' in prom.read_text())
     text = prom.read_text()
     assert 'natgw_ha_state{pair="lab",host="gw2",state="MASTER"} 1' in text
-    assert 'natgw_ha_owner{pair="lab",host="gw2"} 1' in text
+    assert 'natgw_ha_takeovers_total{pair="lab",host="gw2",result="converged"} 1' in text
 
 
 def test_cli_status_and_claim(cloud_world, connect_as, capsys) -> None:
