@@ -55,7 +55,7 @@ def test_master_line_takes_over_and_status_says_so(cloud_world, running) -> None
     write('INSTANCE "VI_2" MASTER 150')  # another instance: ignored
     write("rubbish")
     write('INSTANCE "VI_1" MASTER 150')
-    _wait(lambda: agent.status["owner"] is True)
+    _wait(lambda: (status.read(agent.cfg.state_dir) or {}).get("owner") is True)
     assert set(route_targets(cloud_world.ec2, cloud_world.private_tables).values()) == {
         cloud_world.eni("gw2", "eth1")
     }
