@@ -155,7 +155,7 @@ def test_restart_while_master_keeps_reconciling(cloud_world, connect_as, tmp_pat
 
 def test_metrics_textfile(cloud_world, running, tmp_path) -> None:
     prom = tmp_path / "natgw.prom"
-    agent, write = running(cloud_world, "gw2", metrics_textfile=str(prom))
+    _agent, write = running(cloud_world, "gw2", metrics_textfile=str(prom))
     write('INSTANCE "VI_1" MASTER 150')
     _wait(lambda: prom.exists() and 'natgw_ha_owner{pair="lab",host="gw2"} 1' in prom.read_text())
     text = prom.read_text()
