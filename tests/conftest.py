@@ -139,7 +139,7 @@ def test_client(endpoint_url: str | None) -> Any:
         "ec2",
         region_name=topology.REGION,
         endpoint_url=endpoint_url,
-        config=Config(retries={"mode": "standard", "max_attempts": 1}),
+        config=Config(retries={"mode": "standard", "total_max_attempts": 1}),
     )
 
 

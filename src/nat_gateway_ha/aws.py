@@ -19,7 +19,7 @@ def ec2_client(cfg: AgentConfig, region: str) -> EC2Client:
         region_name=region,
         connect_timeout=cfg.api_connect_timeout,
         read_timeout=cfg.api_read_timeout,
-        retries={"mode": "standard", "max_attempts": cfg.api_max_attempts},
+        retries={"mode": "standard", "total_max_attempts": cfg.api_max_attempts},
         max_pool_connections=max(10, cfg.max_concurrency + 4),
         tcp_keepalive=True,
     )
