@@ -177,3 +177,27 @@ def test_cli_status_and_claim(cloud_world, connect_as, capsys) -> None:
     status.write(c.cfg.state_dir, {"state": "BACKUP"})
     assert main(["status", "--config", str(path)]) == 0
     assert json.loads(capsys.readouterr().out)["state"] == "BACKUP"
+
+
+def test_half_moved_cloud_is_repaired_by_the_agent_without_a_new_event(
+    cloud_world, running, monkeypatch
+) -> None:
+    from nat_gateway_ha import takeover
+
+    monkeypatch.setattr(takeover, "REPAIR_BACKOFF", (0.01,))
+    stuck = cloud_world.private_tables[1]
+    cloud.inject(
+        cloud.Fault(
+            "ReplaceRoute", "InternalError", 500, times=None, when=lambda q: q.get("RouteTableId") == [stuck]
+        )
+    )
+    agent, write = running(cloud_world, "gw2", reconcile_interval=60, api_max_attempts=1)
+    write('INSTANCE "VI_1" MASTER 150')
+    _wait(lambda: agent.takeovers == 1)
+    assert agent.status["owner"] is False and agent.status["takeovers_failed"] == 1
+    assert route_targets(cloud_world.ec2, [stuck])[stuck] == cloud_world.eni("gw1", "eth1")
+    cloud.clear_faults()  # the API recovers; the agent retries within a second, not after reconcile_interval
+    _wait(lambda: agent.status["owner"] is True, timeout=5)
+    assert set(route_targets(cloud_world.ec2, cloud_world.private_tables).values()) == {
+        cloud_world.eni("gw2", "eth1")
+    }

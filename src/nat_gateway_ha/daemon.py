@@ -25,6 +25,7 @@ from nat_gateway_ha.fifo import Event, for_instance
 from nat_gateway_ha.takeover import Cloud, Result
 
 RECLAIM = {"MASTER", "MASTER_RX_LOWER_PRI"}
+RETRY_UNCONVERGED = 1.0  # seconds between passes while the cloud is not yet fully ours
 
 
 def _now() -> str:
@@ -86,6 +87,7 @@ class Agent:
         self._stop = threading.Event()
         self._busy = False
         self.takeovers = 0
+        self.last_result: Result | None = None
         self.status: dict[str, Any] = {
             "pair": cfg.pair,
             "host": cfg.host,
@@ -173,6 +175,7 @@ class Agent:
         finally:
             self._busy = False
         self.takeovers += 1
+        self.last_result = result
         summary = result.summary() | {"started_at": started, "reason": reason}
         self.status["last_takeover"] = summary
         self.status["takeovers_converged" if result.converged else "takeovers_failed"] += 1
@@ -193,6 +196,7 @@ class Agent:
 
     def reconcile(self) -> Result:
         result = self.cloud.takeover(dry_run=self.dry_run)
+        self.last_result = result
         if result.done:
             self.status["repairs"] += 1
             log.warning(
@@ -221,12 +225,18 @@ class Agent:
         except OSError as err:
             log.error("status_write_failed", error=str(err))
 
+    def _next_pass(self, result: Result | None) -> float:
+        """When to reconcile next: soon if the cloud is still half-moved, else after reconcile_interval."""
+        interval = self.cfg.reconcile_interval
+        if result is not None and not result.converged and not result.dry_run:
+            interval = min(interval, RETRY_UNCONVERGED)
+        return time.monotonic() + interval
+
     def work(self) -> None:
         """The worker: events first, reconciliation when idle and MASTER."""
         next_reconcile = time.monotonic()
         if self.state == "MASTER":
-            self.run_takeover(reason="agent_start")
-            next_reconcile = time.monotonic() + self.cfg.reconcile_interval
+            next_reconcile = self._next_pass(self.run_takeover(reason="agent_start"))
         self.publish()
         while not self._stop.is_set():
             wait = max(0.0, next_reconcile - time.monotonic()) if self.state == "MASTER" else 3600.0
@@ -235,10 +245,9 @@ class Agent:
                 break
             if event is not None:
                 self.handle(event)
-                next_reconcile = time.monotonic() + self.cfg.reconcile_interval
+                next_reconcile = self._next_pass(self.last_result if self.state == "MASTER" else None)
             elif self.state == "MASTER":
-                self.reconcile()
-                next_reconcile = time.monotonic() + self.cfg.reconcile_interval
+                next_reconcile = self._next_pass(self.reconcile())
 
     def stop(self) -> None:
         self._stop.set()
