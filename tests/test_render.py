@@ -260,3 +260,28 @@ def test_invalid_inventory_renders_nothing(
 ) -> None:
     _, out = invalid_render
     assert list(out.iterdir()) == []
+
+
+def _play(tmp_path: Path, task_args: str, inventory: Path) -> subprocess.CompletedProcess[str]:
+    """Run the plan action alone, as a playbook in tmp_path, and print the planned host names."""
+    playbook = tmp_path / "plan.yml"
+    playbook.write_text(
+        "---\n- hosts: nat_gateways\n  gather_facts: false\n  vars: {ansible_connection: local}\n  tasks:\n"
+        f"    - nat_gateway_ha_plan: {task_args}\n      run_once: true\n      register: planned\n"
+        "    - ansible.builtin.debug: {msg: \"PLANNED {{ planned.plan.hosts | sort | join(',') }}\"}\n"
+        "      run_once: true\n"
+    )
+    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
+    return subprocess.run(
+        [str(ANSIBLE_PLAYBOOK), str(playbook), "-i", str(inventory)],
+        cwd=ROOT, env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+
+
+def test_plan_action_finds_pairs_from_the_inventory_or_an_explicit_list(tmp_path: Path) -> None:
+    found = _play(tmp_path, "{use_facts: false}", INVENTORIES["multi_pair"])
+    assert "PLANNED gw-a1,gw-a2,gw-b1,gw-b2" in found.stdout, found.stdout
+    explicit = _play(tmp_path, "{use_facts: false, pair_groups: [natgw_b]}", INVENTORIES["multi_pair"])
+    assert "PLANNED gw-b1,gw-b2" in explicit.stdout, explicit.stdout
+    unknown = _play(tmp_path, "{use_facts: false, pair_groups: [natgw_x]}", INVENTORIES["multi_pair"])
+    assert unknown.returncode != 0 and "pair group(s) not in the inventory: natgw_x" in unknown.stdout
