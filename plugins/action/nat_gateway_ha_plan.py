@@ -9,6 +9,7 @@ priorities. A wrong inventory fails the task with every error, each naming pair,
 from __future__ import annotations
 
 import sys
+import traceback
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -140,6 +141,10 @@ class ActionModule(ActionBase):
             result.update(
                 failed=True, plan_errors=exc.errors, msg="invalid inventory:\n" + "\n".join(exc.errors)
             )
+            return result
+        except Exception as exc:  # a bug, not a bad inventory: say where, since Ansible hides the traceback
+            tb = traceback.format_exc()
+            result.update(failed=True, msg=f"nat_gateway_ha.inventory.plan() crashed: {exc!r}", traceback=tb)
             return result
         result.update(changed=False, plan=planned.to_vars())
         return result
