@@ -1,0 +1,30 @@
+"""site.yml validates the whole inventory, with gathered facts, before its converge play touches any host.
+
+The example inventory is run against this machine (connection local, check mode, so nothing could change even
+if validation wrongly passed): its facts contradict the inventory (no eth1, another eth0 address), so the
+validation play must fail with errors naming pair, host and field, and the converge play must never start.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+ANSIBLE_PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
+
+
+def test_site_refuses_an_inventory_that_contradicts_the_facts_before_converging() -> None:
+    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
+    cmd = [str(ANSIBLE_PLAYBOOK), str(ROOT / "site.yml"), "-i", str(ROOT / "inventories/example"), "--check"]
+    cmd += ["-e", "ansible_connection=local", "-e", f"ansible_python_interpreter={sys.executable}"]
+    cmd += ["-e", "ansible_become=false"]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out
+    assert "pair natgw_prod, host gw1, field nat_gateway_ha_host." in out, out
+    assert "pair natgw_prod, host gw2, field nat_gateway_ha_host." in out, out
+    assert "PLAY [Validate the NAT gateway inventory]" in out
+    assert "PLAY [Converge the NAT gateways]" not in out
