@@ -42,13 +42,21 @@ class StopKeepalived(Fault):
 
 @dataclass
 class KillKeepalived(Fault):
-    """A crash: SIGKILL to every process of keepalived's unit; the peer must notice missing adverts."""
+    """A crash: SIGKILL to every process of keepalived's unit; the peer must notice missing adverts.
+
+    The processes are read from the unit's cgroup and killed in one `kill` (`systemctl kill` fails inside
+    the lab's containers on a cgroup v1 host: it kills the processes but exits non-zero).
+    """
 
     name: str = "sigkill"
     label: str = "SIGKILL every keepalived process"
 
     def inject(self, lab: Lab, host: str) -> float:
-        script = "date +%s.%N; systemctl kill --kill-whom=all --signal=SIGKILL keepalived.service"
+        script = (
+            "f=/sys/fs/cgroup/systemd/system.slice/keepalived.service/cgroup.procs;"
+            " [ -e $f ] || f=/sys/fs/cgroup/system.slice/keepalived.service/cgroup.procs;"
+            ' pids=$(cat $f); [ -n "$pids" ] || exit 3; date +%s.%N; kill -KILL $pids'
+        )
         return float(lab.sh(host, script).split()[0])
 
     def restore(self, lab: Lab, host: str) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from faults import Fault
-from lab import Lab, LabError
+from lab import Lab, LabError, PlaneEvent
 from metrics import longest_gap
 from seed import Baseline
 
@@ -52,6 +52,7 @@ class Transition:
     outage: float | None = None  # longest gap with no byte, from this fault to the next event
     outage_at: float | None = None
     owner_after: str | None = None  # who the EC2 API says owns everything once converged
+    moved_away: int | None = None  # EIP/route changes away from the new master before the next fault
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -186,9 +187,9 @@ def run_once(
     transitions = []
     try:
         for old, new in ((first, second), (second, first)):
-            tr = Transition(old, new, fault.inject(lab, old))
-            transitions.append(tr)
             try:
+                tr = Transition(old, new, fault.inject(lab, old))
+                transitions.append(tr)
                 observer.takeover(tr)
             finally:
                 restored = time.time()
@@ -208,16 +209,27 @@ def run_once(
     ticks = data["ticks"]
     end = ticks[-1][0] if ticks else time.time()
     bounds = [tr.fault_at for tr in transitions] + [end]
+    plane = lab.dataplane(ticks[0][0] if ticks else time.time() - 120)
     for tr, stop in zip(transitions, bounds[1:], strict=False):
         tr.outage, tr.outage_at = longest_gap(ticks, tr.fault_at - 0.5, stop)
+        if tr.api_done_at is not None:
+            # Ownership must stay put once taken: anything moving away is two gateways fighting.
+            tr.moved_away = sum(1 for e in plane if tr.api_done_at < e.ts < stop and moves_away(e, tr.new))
     result |= {
         "intact": data.get("intact", False),
         "download_error": data.get("error"),
         "bytes": data.get("total"),
         "transitions": [tr.figures() for tr in transitions],
-        "dataplane": [asdict(e) for e in lab.dataplane(ticks[0][0] if ticks else time.time() - 120)],
+        "dataplane": [asdict(e) for e in plane],
     }
     return result
+
+
+def moves_away(event: PlaneEvent, owner: str) -> bool:
+    """An EIP leaving `owner` (to a peer or to nobody), or a private route to another gateway."""
+    if event.kind == "eip":
+        return event.host != owner
+    return event.host is not None and event.host.startswith("gw") and event.host != owner
 
 
 def point_routes_at(lab: Lab, host: str) -> None:
