@@ -89,52 +89,58 @@ def test_fast_transitions_end_master_and_owner_one_takeover_at_a_time(cloud_worl
     }
 
 
-def test_debounce_coalesces_to_the_latest_state(cloud_world, running) -> None:
-    agent, write = running(cloud_world, "gw2", debounce=0.3)
+def test_debounce_coalesces_to_the_latest_state(inprocess_world, running) -> None:
+    agent, write = running(inprocess_world, "gw2", debounce=0.3)
     for state in ("MASTER", "BACKUP", "MASTER", "BACKUP"):
         write(f'INSTANCE "VI_1" {state} 150')
     _wait(lambda: agent.state == "BACKUP" and agent.status["last_event"] is not None)
     time.sleep(0.2)
     assert agent.takeovers == 0  # only the final BACKUP was acted on
-    assert set(route_targets(cloud_world.ec2, cloud_world.private_tables).values()) == {
-        cloud_world.eni("gw1", "eth1")
+    assert set(route_targets(inprocess_world.ec2, inprocess_world.private_tables).values()) == {
+        inprocess_world.eni("gw1", "eth1")
     }
 
 
-def test_reconcile_repairs_drift_while_master_only(cloud_world, running) -> None:
-    ec2 = cloud_world.ec2
-    agent, write = running(cloud_world, "gw2", reconcile_interval=0.2)
+def test_reconcile_repairs_drift_while_master_only(inprocess_world, running) -> None:
+    ec2 = inprocess_world.ec2
+    agent, write = running(inprocess_world, "gw2", reconcile_interval=0.2)
     write('INSTANCE "VI_1" MASTER 150')
     _wait(lambda: agent.status["owner"] is True)
-    rtb = cloud_world.private_tables[3]
+    rtb = inprocess_world.private_tables[3]
     ec2.replace_route(
-        RouteTableId=rtb, DestinationCidrBlock="0.0.0.0/0", NetworkInterfaceId=cloud_world.eni("gw1", "eth1")
+        RouteTableId=rtb,
+        DestinationCidrBlock="0.0.0.0/0",
+        NetworkInterfaceId=inprocess_world.eni("gw1", "eth1"),
     )
     _wait(lambda: agent.status["repairs"] >= 1)
-    assert route_targets(ec2, [rtb])[rtb] == cloud_world.eni("gw2", "eth1")
+    assert route_targets(ec2, [rtb])[rtb] == inprocess_world.eni("gw2", "eth1")
     write('INSTANCE "VI_1" BACKUP 100')
     _wait(lambda: agent.state == "BACKUP")
     ec2.replace_route(
-        RouteTableId=rtb, DestinationCidrBlock="0.0.0.0/0", NetworkInterfaceId=cloud_world.eni("gw1", "eth1")
+        RouteTableId=rtb,
+        DestinationCidrBlock="0.0.0.0/0",
+        NetworkInterfaceId=inprocess_world.eni("gw1", "eth1"),
     )
     time.sleep(0.6)
-    assert route_targets(ec2, [rtb])[rtb] == cloud_world.eni("gw1", "eth1")  # a backup leaves the cloud alone
+    assert route_targets(ec2, [rtb])[rtb] == inprocess_world.eni(
+        "gw1", "eth1"
+    )  # a backup leaves the cloud alone
 
 
-def test_master_rx_lower_pri_reclaims_after_split_brain(cloud_world, running, connect_as) -> None:
-    agent, write = running(cloud_world, "gw2", reconcile_interval=60)
+def test_master_rx_lower_pri_reclaims_after_split_brain(inprocess_world, running, connect_as) -> None:
+    agent, write = running(inprocess_world, "gw2", reconcile_interval=60)
     write('INSTANCE "VI_1" MASTER 150')
     _wait(lambda: agent.status["owner"] is True)
-    assert connect_as(cloud_world, "gw1").takeover().converged  # the peer claimed during a split brain
+    assert connect_as(inprocess_world, "gw1").takeover().converged  # the peer claimed during a split brain
     cloud.reset_calls()
     write('INSTANCE "VI_1" MASTER_RX_LOWER_PRI 150')
     _wait(lambda: agent.takeovers == 2 and agent.status["owner"] is True)
-    assert eip_target(cloud_world.ec2)[0] == cloud_world.eni("gw2", "eth0")
+    assert eip_target(inprocess_world.ec2)[0] == inprocess_world.eni("gw2", "eth0")
     assert "AssociateAddress" in cloud.mutating_calls()
 
 
-def test_restart_while_master_keeps_reconciling(cloud_world, connect_as, tmp_path) -> None:
-    c = connect_as(cloud_world, "gw2")
+def test_restart_while_master_keeps_reconciling(inprocess_world, connect_as, tmp_path) -> None:
+    c = connect_as(inprocess_world, "gw2")
     cfg = c.cfg
     assert initial_state(cfg) == "UNKNOWN"
     status.write(cfg.state_dir, {"state": "MASTER", "updated_at_unix": time.time()})
@@ -153,9 +159,9 @@ def test_restart_while_master_keeps_reconciling(cloud_world, connect_as, tmp_pat
     assert agent.status["last_takeover"]["reason"] == "agent_start"
 
 
-def test_metrics_textfile(cloud_world, running, tmp_path) -> None:
+def test_metrics_textfile(inprocess_world, running, tmp_path) -> None:
     prom = tmp_path / "natgw.prom"
-    _agent, write = running(cloud_world, "gw2", metrics_textfile=str(prom))
+    _agent, write = running(inprocess_world, "gw2", metrics_textfile=str(prom))
     write('INSTANCE "VI_1" MASTER 150')
     _wait(lambda: prom.exists() and 'natgw_ha_owner{pair="lab",host="gw2"} 1' in prom.read_text())
     text = prom.read_text()
@@ -163,8 +169,8 @@ def test_metrics_textfile(cloud_world, running, tmp_path) -> None:
     assert 'natgw_ha_takeovers_total{pair="lab",host="gw2",result="converged"} 1' in text
 
 
-def test_cli_status_and_claim(cloud_world, connect_as, capsys) -> None:
-    c = connect_as(cloud_world, "gw2")
+def test_cli_status_and_claim(inprocess_world, connect_as, capsys) -> None:
+    c = connect_as(inprocess_world, "gw2")
     path = c.cfg.state_dir.parent / "agent.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(c.cfg.model_dump_json())
@@ -180,24 +186,24 @@ def test_cli_status_and_claim(cloud_world, connect_as, capsys) -> None:
 
 
 def test_half_moved_cloud_is_repaired_by_the_agent_without_a_new_event(
-    cloud_world, running, monkeypatch
+    inprocess_world, running, monkeypatch
 ) -> None:
     from nat_gateway_ha import takeover
 
     monkeypatch.setattr(takeover, "REPAIR_BACKOFF", (0.01,))
-    stuck = cloud_world.private_tables[1]
+    stuck = inprocess_world.private_tables[1]
     cloud.inject(
         cloud.Fault(
             "ReplaceRoute", "InternalError", 500, times=None, when=lambda q: q.get("RouteTableId") == [stuck]
         )
     )
-    agent, write = running(cloud_world, "gw2", reconcile_interval=60, api_max_attempts=1)
+    agent, write = running(inprocess_world, "gw2", reconcile_interval=60, api_max_attempts=1)
     write('INSTANCE "VI_1" MASTER 150')
     _wait(lambda: agent.takeovers == 1)
     assert agent.status["owner"] is False and agent.status["takeovers_failed"] == 1
-    assert route_targets(cloud_world.ec2, [stuck])[stuck] == cloud_world.eni("gw1", "eth1")
+    assert route_targets(inprocess_world.ec2, [stuck])[stuck] == inprocess_world.eni("gw1", "eth1")
     cloud.clear_faults()  # the API recovers; the agent retries within a second, not after reconcile_interval
     _wait(lambda: agent.status["owner"] is True, timeout=5)
-    assert set(route_targets(cloud_world.ec2, cloud_world.private_tables).values()) == {
-        cloud_world.eni("gw2", "eth1")
+    assert set(route_targets(inprocess_world.ec2, inprocess_world.private_tables).values()) == {
+        inprocess_world.eni("gw2", "eth1")
     }
