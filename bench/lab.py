@@ -128,8 +128,13 @@ class Lab:
         return events
 
     def vrrp_master(self) -> str | None:
-        """The gateway holding the VIP on its LAN interface (keepalived adds it only as MASTER)."""
-        holders = [g for g in self.gateways if str(topology.VIP.ip) in self.ip(g, "-4", "addr", "show")]
+        """The gateway whose running keepalived holds the VIP (a SIGKILLed keepalived leaves it behind)."""
+        holders = [
+            g
+            for g in self.gateways
+            if f" {topology.VIP.ip}/" in self.ip(g, "-4", "addr", "show", check=False)
+            and self.sh(g, "systemctl is-active keepalived", check=False).strip() == "active"
+        ]
         return holders[0] if len(holders) == 1 else None
 
     def ec2(self) -> Any:
