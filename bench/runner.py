@@ -36,6 +36,7 @@ class Profile:
     duration: float = 30.0  # seconds the stream lasts at that rate
     lead: float = 3.0  # steady download before the first fault
     settle: float = 2.0  # pause between the old master rejoining and the failback fault
+    hold: float = 6.0  # the broken master stays broken at least this long (> the agent's 5 s reconcile)
     stall_timeout: float = 25.0
     converge_timeout: float = 30.0
 
@@ -191,6 +192,7 @@ def run_once(
                 tr = Transition(old, new, fault.inject(lab, old))
                 transitions.append(tr)
                 observer.takeover(tr)
+                time.sleep(max(0.0, tr.fault_at + profile.hold - time.time()))
             finally:
                 restored = time.time()
                 fault.restore(lab, old)
