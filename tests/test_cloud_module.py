@@ -29,6 +29,7 @@ def test_check_mode_then_claim_and_source_dest_check(cloud_world, imds_server, t
     done = ensure(cfg, owner=True, want_source_dest_check=False)
     assert done["changed"] and done["owner"] and done["ownership_after"]["owner"]
     assert set(done["source_dest_check"].values()) == {False}
+    assert predicted["ownership_after"] == done["ownership_after"]  # check mode's diff was exact
     assert set(route_targets(cloud_world.ec2, cloud_world.private_tables).values()) == {
         cloud_world.eni("gw2", "eth1")
     }

@@ -11,7 +11,19 @@ from typing import Any
 
 from nat_gateway_ha.cli import connect
 from nat_gateway_ha.config import AgentConfig
-from nat_gateway_ha.resolve import source_dest_check
+from nat_gateway_ha.resolve import Target, source_dest_check
+
+
+def predicted_ownership(t: Target) -> dict[str, Any]:
+    """What `Ownership.owner_summary` will say once `t` owns the pair (check mode's "after")."""
+    return {
+        "eips": {
+            e.allocation_id: f"{t.wan_eni_id}/{e.private_ip}"
+            for e in sorted(t.eips, key=lambda e: e.allocation_id)
+        },
+        "routes": {f"{rtb}:{d}": t.lan_eni_id for rtb in sorted(t.route_tables) for d in t.destinations},
+        "owner": True,
+    }
 
 
 def ensure(
@@ -49,7 +61,7 @@ def ensure(
                 )
         after = before if check_mode or not changed else cloud.observe().owner_summary(t)
         if check_mode and owner:
-            after = dict(before, owner=True)
+            after = predicted_ownership(cloud.target)
         return {
             "changed": changed,
             "target": asdict(t),
