@@ -73,3 +73,5 @@ def test_cli_prints_policy_and_rules(tmp_path, capsys) -> None:
     out = json.loads(capsys.readouterr().out)
     assert out["policy"]["Version"] == "2012-10-17"
     assert out["security_group_ingress"][0]["IpRanges"][0]["CidrIp"] == "10.77.1.53/32"
+    (extra,) = out["provisioning_policy"]["Statement"]
+    assert extra["Action"] == ["ec2:ModifyNetworkInterfaceAttribute"] and extra["Resource"] != "*"

@@ -106,6 +106,11 @@ def main(argv: list[str] | None = None) -> int:
             out = {
                 "policy": iam.policy(cfg, account=args.account, vpc_id=args.vpc_id),
                 "security_group_ingress": iam.security_group_rules(args.peer),
+                # Only if the gateways disable their own source/dest check (nat_gateway_ha_cloud run by the
+                # role); leave it out when provisioning (Terraform, CloudFormation) already did.
+                "provisioning_policy": iam.provisioning_policy(
+                    account=args.account, region=cfg.region or "*", vpc_id=args.vpc_id
+                ),
             }
             print(json.dumps(out, indent=2))
             return 0
