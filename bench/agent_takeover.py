@@ -1,9 +1,10 @@
 """Benchmark: a MASTER line written to a warm agent's FIFO -> its last successful EC2 API response.
 
-The lab's cloud runs as a moto server (HTTP on localhost, AWS fixes applied), IMDS is the emulator. For each
-route-table count, gw1 owns the pair, then gw2's agent (started once, warm: resolved, connections open)
-gets `INSTANCE "VI_1" MASTER 150` on its FIFO; the clock stops at the last successful API response of
-that takeover (its verification Describe). Prints median and spread; asserts nothing about time.
+The lab's cloud runs as a moto server (HTTP on localhost, AWS fixes applied) in a process of its own, as
+EC2 is not in the agent's process either; IMDS is the emulator, next to it. For each route-table count,
+gw1 owns the pair, then gw2's agent (warm: resolved, connections open) gets `INSTANCE "VI_1" MASTER 150`
+on its FIFO; the clock stops at the last successful API response of that takeover (its verification
+Describe). Prints median and spread; asserts nothing about time.
 
     python bench/agent_takeover.py [--runs 7] [--tables 1,5,50,100,200]
 """
@@ -29,6 +30,61 @@ from nat_gateway_ha.config import AgentConfig
 from nat_gateway_ha.daemon import Agent
 from nat_gateway_ha_lab import cloud, imds, topology
 from nat_gateway_ha_lab.seed import moto_mac_setter, seed
+
+
+def serve_cloud() -> None:
+    """The child process: moto and IMDS on free ports; seeds on request ("seed N" / "imds <instance-id>")."""
+    import json
+    from dataclasses import asdict
+
+    import boto3
+
+    server = cloud.serve("127.0.0.1", 0)
+    who: dict[str, str | None] = {"id": None}
+    emulator = imds.serve("127.0.0.1", 0, resolver=lambda ip: who["id"])
+    print(json.dumps({"cloud": server.url, "imds": emulator.url}), flush=True)
+    ec2 = boto3.client("ec2", region_name=topology.REGION, endpoint_url=server.url)
+    for line in sys.stdin:
+        cmd, arg = line.split()
+        if cmd == "imds":
+            who["id"] = arg
+            print("{}", flush=True)
+            continue
+        server.reset()
+        state = seed(ec2, moto_mac_setter(), endpoint_url=server.url, extra_route_tables=max(0, int(arg) - 2))
+        for inst in state.instances.values():  # as provisioning leaves them (nat_gateway_ha_cloud)
+            for nic in inst.nics.values():
+                ec2.modify_network_interface_attribute(
+                    NetworkInterfaceId=nic.eni_id, SourceDestCheck={"Value": False}
+                )
+        print(json.dumps(asdict(state)), flush=True)
+
+
+class CloudProcess:
+    def __init__(self) -> None:
+        import json
+        import subprocess
+
+        self._json = json
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "--serve-cloud"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        urls = self.ask(None)
+        self.url, self.imds_url = urls["cloud"], urls["imds"]
+
+    def ask(self, line: str | None) -> Any:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        if line is not None:
+            self.proc.stdin.write(line + "\n")
+            self.proc.stdin.flush()
+        return self._json.loads(self.proc.stdout.readline())
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
 
 
 def config(host: str, state: Any, tables: list[str], url: str, imds_url: str, tmp: Path) -> AgentConfig:
@@ -57,28 +113,18 @@ def config(host: str, state: Any, tables: list[str], url: str, imds_url: str, tm
     )
 
 
-def measure(
-    n_tables: int, runs: int, server: cloud.ServerHandle, emulator: imds.ImdsHandle, tmp: Path
-) -> list[float]:
-    import boto3
+def measure(n_tables: int, runs: int, proc: CloudProcess, tmp: Path) -> list[float]:
+    from types import SimpleNamespace
 
-    server.reset()
-    ec2 = boto3.client("ec2", region_name=topology.REGION, endpoint_url=server.url)
-    state = seed(ec2, moto_mac_setter(), endpoint_url=server.url, extra_route_tables=max(0, n_tables - 2))
-    tables = [*state.private_route_tables.values(), *state.extra_route_tables][:n_tables]
-    for inst in state.instances.values():  # as provisioning leaves them (nat_gateway_ha_cloud)
-        for nic in inst.nics.values():
-            ec2.modify_network_interface_attribute(
-                NetworkInterfaceId=nic.eni_id, SourceDestCheck={"Value": False}
-            )
-    target: dict[str, str] = {}
-    emulator.emulator.resolver = lambda ip: target.get("id")
+    raw = proc.ask(f"seed {n_tables}")
+    state = SimpleNamespace(eip_allocation_id=raw["eip_allocation_id"])
+    tables = [*raw["private_route_tables"].values(), *raw["extra_route_tables"]][:n_tables]
     clouds = {}
     for host in ("gw1", "gw2"):
-        target["id"] = state.instances[host].instance_id
-        clouds[host] = connect(config(host, state, tables, server.url, emulator.url, tmp))
+        proc.ask(f"imds {raw['instances'][host]['instance_id']}")
+        clouds[host] = connect(config(host, state, tables, proc.url, proc.imds_url, tmp))
     gw2 = clouds["gw2"]
-    agent = Agent(config("gw2", state, tables, server.url, emulator.url, tmp), gw2, state="BACKUP")
+    agent = Agent(config("gw2", state, tables, proc.url, proc.imds_url, tmp), gw2, state="BACKUP")
     last_ok = [0.0]
 
     def on_response(http_response: Any, **_: Any) -> None:
@@ -122,25 +168,29 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--tables", default="1,5,50,100,200")
+    parser.add_argument("--serve-cloud", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.serve_cloud:
+        serve_cloud()
+        return 0
     log.setup(level=40)  # errors only: the per-call log lines would time the terminal, not the agent
-    server = cloud.serve("127.0.0.1", 0)
-    emulator = imds.serve("127.0.0.1", 0, resolver=lambda ip: None)
+    proc = CloudProcess()
     goals = {5: 0.25, 100: 1.5}
-    print(f"agent takeover: MASTER line -> last successful API response (moto server, {args.runs} runs each)")
+    print(
+        f"agent takeover: MASTER line -> last successful API response (moto server process, {args.runs} runs)"
+    )
     print(f"{'tables':>6} {'median s':>9} {'min s':>7} {'max s':>7} {'IQR s':>7} {'goal s':>7}")
     try:
         with tempfile.TemporaryDirectory(prefix="natgw-bench-") as tmp:
             for n in (int(x) for x in args.tables.split(",")):
-                s = sorted(measure(n, args.runs, server, emulator, Path(tmp) / str(n)))
+                s = sorted(measure(n, args.runs, proc, Path(tmp) / str(n)))
                 q = statistics.quantiles(s, n=4) if len(s) >= 2 else [s[0], s[0], s[0]]
                 goal = f"{goals[n]:.2f}" if n in goals else "-"
                 med, iqr = statistics.median(s), q[2] - q[0]
                 print(f"{n:>6} {med:>9.3f} {s[0]:>7.3f} {s[-1]:>7.3f} {iqr:>7.3f} {goal:>7}")
                 sys.stdout.flush()
     finally:
-        emulator.stop()
-        server.stop()
+        proc.stop()
     return 0
 
 
