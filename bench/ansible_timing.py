@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -76,8 +77,12 @@ def four_pair_inventory(dest: Path, pairs: int = 4) -> Path:
     return dest
 
 
-def measure(log_dir: Path, fresh: bool = True) -> dict[str, Any]:
-    """Rows for the report: lab (re)build, first converge, second converge, render of one and four pairs."""
+def measure(log_dir: Path, fresh: bool = True, on_up: Callable[[], object] = lambda: None) -> dict[str, Any]:
+    """Rows for the report: lab (re)build, first converge, second converge, render of one and four pairs.
+
+    `on_up` runs once the lab is up, before the converges: the bench takes the lab's lock there (holding
+    it earlier would block our own `natgw-lab down/up`).
+    """
     rows: list[dict[str, Any]] = []
     notes: list[str] = []
     playbook = ["ansible-playbook", "-i", "inventories/lab", "site.yml"]
@@ -94,6 +99,7 @@ def measure(log_dir: Path, fresh: bool = True) -> dict[str, Any]:
         if rc != 0:
             notes.append("natgw-lab up failed: see the lab-up log; no converge was timed")
             return {"rows": rows, "notes": notes}
+    on_up()
     for name in ("first converge of one pair (site.yml, fresh hosts)", "second run (must report changed=0)"):
         wall, rc, out = timed(playbook, log_dir / f"site-{len(rows)}.log")
         rec = recap(out)

@@ -51,6 +51,7 @@ class Bench:
         self.log_file = (report.RAW / "bench.log").open("a")
         self.runs: list[dict[str, Any]] = []
         self.summary: dict[str, Any] = {"notes": [], "not_run": [], "sweep": {}}
+        self.lock: IO[str] | None = None
 
     def log(self, msg: str) -> None:
         line = f"{datetime.now(UTC):%H:%M:%S} {msg}"
@@ -101,7 +102,9 @@ class Bench:
         skip = set(self.args.skip)
         if "ansible" not in skip:
             self.log("ansible: recreating the lab and timing converges")
-            self.summary["ansible"] = ansible_timing.measure(report.RAW, fresh=not self.args.no_fresh)
+            self.summary["ansible"] = ansible_timing.measure(
+                report.RAW, fresh=not self.args.no_fresh, on_up=self.take_lock
+            )
             for row in self.summary["ansible"]["rows"]:
                 self.log(f"  {row['name']}: {row['wall']:.1f} s ({row.get('recap', '')})")
         lab = Lab()
@@ -111,7 +114,7 @@ class Bench:
         except (LabError, OSError) as exc:
             self.log(f"the lab is not up and converged (`make lab`): {exc}")
             return 1
-        lock = self.hold_lab()
+        self.take_lock()
         try:
             if "project" not in skip:
                 self.failovers(lab, "project", None)
@@ -129,11 +132,14 @@ class Bench:
             self.summary["not_run"].append("the run hit its hard time limit; later phases did not run")
         finally:
             self.finish()
-            lock.close()
+            if self.lock is not None:
+                self.lock.close()
         return 0
 
-    def hold_lab(self) -> IO[str]:
+    def take_lock(self) -> None:
         """Take the lab's lock for the measured phases: a `natgw-lab up/down` elsewhere waits for us."""
+        if self.lock is not None:
+            return
         LOCK_FILE.parent.mkdir(parents=True, exist_ok=True)
         fd = LOCK_FILE.open("w")
         try:
@@ -142,7 +148,7 @@ class Bench:
             self.log(f"waiting for the lab lock {LOCK_FILE} (a natgw-lab up/down is running)")
             fcntl.flock(fd, fcntl.LOCK_EX)
         self.log(f"holding {LOCK_FILE} until the bench ends: natgw-lab up/down elsewhere will wait")
-        return fd
+        self.lock = fd
 
     def seed_phase(self, lab: Lab) -> None:
         baseline = Baseline(lab)

@@ -141,11 +141,18 @@ class Baseline:
                 self.lab.put(g, AWS_WRAPPER, aws_wrapper(True), mode="0755")
         # Start the intended master first: both are BACKUP with nopreempt, the first to time out wins.
         started = time.time()
-        self.lab.sh(first_master, "systemctl start keepalived")
+        self.start_keepalived(first_master)
         self.wait_finished(first_master, started, timeout=90)
         for g in self.lab.gateways:
             if g != first_master:
-                self.lab.sh(g, "systemctl start keepalived")
+                self.start_keepalived(g)
+
+    def start_keepalived(self, host: str) -> None:
+        script = "systemctl start keepalived 2>&1; systemctl is-active keepalived"
+        out = self.lab.sh(host, script, check=False)
+        if out.strip().splitlines()[-1:] != ["active"]:
+            log = self.lab.sh(host, "journalctl -u keepalived --no-pager -n 25 -o cat", check=False)
+            raise LabError(f"{host}: keepalived with the seed's config did not start: {out}\n{log}")
 
     def wait_finished(self, host: str, since: float, timeout: float) -> float:
         """Epoch at which the seed's script on `host` logged the end of a takeover (or its failure)."""
