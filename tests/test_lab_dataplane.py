@@ -238,6 +238,12 @@ class Lab:
             AllowReassociation=True,
         )
 
+    def source_dest_check(self, host: str, enabled: bool) -> None:
+        for nic in self.state.instances[host].nics.values():
+            self.ec2.modify_network_interface_attribute(
+                NetworkInterfaceId=nic.eni_id, SourceDestCheck={"Value": enabled}
+            )
+
     def forwarded(self, host: str) -> int:
         out = in_ns(host, "nft", "list", "chain", "ip", "gw", "forwarded").stdout
         return int(out.split("packets")[1].split()[0])
@@ -271,12 +277,15 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         dataplane.setup(VPC)
         ec2 = boto3.client("ec2", region_name=topo.REGION, endpoint_url=server.url)
         state = seed.seed(ec2, seed.moto_mac_setter(), endpoint_url=server.url)
+        lab = Lab(ec2, state, plane, log)
+        for gw in (GW1, GW2):  # what the role's provisioning does: gateways forward
+            lab.source_dest_check(gw.name, False)
         plane.sync()
         deadline = time.monotonic() + 10
         while sh("ip", "netns", "exec", _ns("inet"), "ss", "-Hltn", "sport = :80").stdout.strip() == "":
             assert time.monotonic() < deadline, "internet server did not start"
             time.sleep(0.1)
-        yield Lab(ec2, state, plane, log)
+        yield lab
     finally:
         server.stop()
         server.reset()
@@ -357,3 +366,31 @@ def test_a_tcp_flow_survives_the_eip_and_routes_moving(lab: Lab) -> None:
     assert curl.returncode == 0, err
     assert hashlib.sha256(out.read_bytes()).hexdigest() == internet.sha256(size)
     assert lab.forwarded("gw2") > forwarded  # the rest of the flow went through gw2
+
+
+@pytest.mark.netns
+@needs_root
+def test_a_gateway_forwards_only_without_source_dest_check(lab: Lab) -> None:
+    lab.point_routes("gw1")
+    lab.move_eip("gw1")
+    assert whoami() == EIP
+    lab.source_dest_check("gw1", True)
+    try:
+        assert whoami(timeout=1) is None  # EC2 drops what gw1 forwards: neither source nor destination is its
+        assert f"source-dest-check {GW1.nic('eth1').mac} on" in lab.log.read_text()
+        # The client's own traffic to gw1's addresses is still delivered.
+        done = in_ns(
+            "client",
+            "curl",
+            "-sS",
+            "-m",
+            "2",
+            "-o",
+            "/dev/null",
+            f"telnet://{GW1.nic('eth1').address}:1",
+            check=False,
+        )
+        assert done.returncode == 7, done.stderr  # refused at once: it reached gw1 (a drop would time out)
+    finally:
+        lab.source_dest_check("gw1", False)
+    assert whoami() == EIP

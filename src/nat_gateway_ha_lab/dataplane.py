@@ -7,6 +7,9 @@
 - The internet gateway realises EIP associations as stateless 1:1 NAT on the IGW link (nftables, notrack,
   address maps swapped in one transaction): no ports and no connection state, so a flow survives an EIP
   moving between gateways, as at AWS. A private address without an EIP never reaches the internet.
+- Source/destination check: an ENI that has it enabled (EC2's default) neither sends a packet whose
+  source is not one of its addresses nor receives one whose destination is not; so a gateway forwards
+  only once its ENIs' check is disabled through the API (a bridge-family nftables table on the subnets).
 
 `DataPlane.sync()` reads the cloud (a `CloudView`), applies only what changed and appends one line per
 change to the log the benchmarks read: `<epoch> route rtb-.. 0.0.0.0/0 -> eni-.. (gw2)` and
@@ -32,6 +35,7 @@ log = logging.getLogger(__name__)
 VPC_NETNS = f"{topo.PREFIX}-vpc"
 IGW_LINK = f"{topo.PREFIX}-igw"
 NFT_TABLE = "natlab_igw"
+SDC_TABLE = "natlab_sdc"  # bridge family: source/destination check of ENIs that have it enabled
 TABLE_BASE = 100  # kernel table of topology subnet i: TABLE_BASE + i
 RULE_LOCAL = 100  # `to VPC lookup main`
 RULE_SUBNET = 200  # + i: `iif <bridge> lookup <its table>`
@@ -68,6 +72,7 @@ class CloudView:
     routes: dict[str, dict[str, Target]] = field(default_factory=dict)  # rtb -> destination -> target
     subnet_tables: dict[str, str] = field(default_factory=dict)  # topology subnet name -> rtb
     eips: dict[IPv4Address, Eip | None] = field(default_factory=dict)  # public -> mapping
+    checked: dict[str, tuple[IPv4Address, ...]] = field(default_factory=dict)  # MAC -> addresses (SDC on)
 
 
 def view_from_moto(backend: Any) -> CloudView:
@@ -129,6 +134,11 @@ def _read_moto(backend: Any) -> CloudView:
         if sn.name not in view.subnet_tables and main_rtb is not None:
             view.subnet_tables[sn.name] = main_rtb
 
+    for eni in list(backend.enis.values()):
+        if eni.subnet.vpc_id == vpc.id and eni.source_dest_check in (True, "true"):
+            addrs = {eni.private_ip_address, *(p["PrivateIpAddress"] for p in eni.private_ip_addresses)}
+            view.checked[eni.mac_address] = tuple(sorted(IPv4Address(a) for a in addrs))
+
     for eip in list(backend.addresses):
         public = IPv4Address(eip.public_ip)
         eni = eip.eni
@@ -165,6 +175,42 @@ def _table_script(eips: dict[IPv4Address, Eip | None]) -> str:
         lines.append(f"add element ip {NFT_TABLE} eip_in {{ {', '.join(inbound)} }}")
         lines.append(f"add element ip {NFT_TABLE} eip_out {{ {', '.join(sorted(outbound))} }}")
     return "\n".join(lines) + "\n"
+
+
+def _sdc_ruleset(checked: dict[str, tuple[IPv4Address, ...]]) -> str:
+    """The source/destination check as one bridge table, replaced whole (atomically) when ENIs change.
+
+    Frames between ports (forward), to the VPC router (input) and from it (output): an ENI in `checked`
+    may only send from, and receive to, its own addresses. ARP and other non-IPv4 frames pass.
+    """
+    macs = ", ".join(sorted(checked))
+    owns = ", ".join(f"{mac} . {ip}" for mac, ips in sorted(checked.items()) for ip in ips)
+    sets = ""
+    if checked:
+        sets = f"""
+    set checked {{ type ether_addr; elements = {{ {macs} }} }}
+    set owns {{ type ether_addr . ipv4_addr; elements = {{ {owns} }} }}"""
+    src = "ether type ip ether saddr @checked ether saddr . ip saddr != @owns counter drop" if checked else ""
+    dst = "ether type ip ether daddr @checked ether daddr . ip daddr != @owns counter drop" if checked else ""
+    return f"""
+table bridge {SDC_TABLE}
+delete table bridge {SDC_TABLE}
+table bridge {SDC_TABLE} {{{sets}
+    chain forward {{
+        type filter hook forward priority 0; policy accept;
+        {src}
+        {dst}
+    }}
+    chain input {{
+        type filter hook input priority 0; policy accept;
+        {src}
+    }}
+    chain output {{
+        type filter hook output priority 0; policy accept;
+        {dst}
+    }}
+}}
+"""
 
 
 def _base_ruleset() -> str:
@@ -205,6 +251,7 @@ def setup(netns: str = VPC_NETNS) -> None:
         rules.append(f"route flush table {TABLE_BASE + i}")
     _ip_batch(netns, rules)
     _nft(netns, _base_ruleset())
+    _nft(netns, _sdc_ruleset({}))
 
 
 def teardown(netns: str = VPC_NETNS) -> None:
@@ -217,6 +264,7 @@ def teardown(netns: str = VPC_NETNS) -> None:
             ["ip", "-n", netns, "route", "flush", "table", str(TABLE_BASE + i)], capture_output=True
         )
     _nft(netns, f"table ip {NFT_TABLE}\ndelete table ip {NFT_TABLE}\n")
+    _nft(netns, f"table bridge {SDC_TABLE}\ndelete table bridge {SDC_TABLE}\n")
 
 
 def _remove_rules(netns: str) -> None:
@@ -241,6 +289,7 @@ class DataPlane:
         self._lock = threading.Lock()
         self._seen = CloudView()
         self._kernel: dict[str, dict[str, str]] = {}  # subnet -> destination -> kernel route applied
+        self._sdc_applied = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.errors = 0
@@ -252,6 +301,9 @@ class DataPlane:
             self._apply_routes(view)
             if view.eips != self._seen.eips:
                 _nft(self._netns, _table_script(view.eips))
+            if view.checked != self._seen.checked or not self._sdc_applied:
+                _nft(self._netns, _sdc_ruleset(view.checked))
+                self._sdc_applied = True
             lines = _changes(self._seen, view, time.time())
             self._seen = view
             self._write(lines)
@@ -319,4 +371,7 @@ def _changes(before: CloudView, after: CloudView, now: float) -> list[str]:
         if old_eip != new_eip or (public in before.eips) != (public in after.eips):
             where = f"{new_eip.private_ip} ({new_eip.host})" if new_eip else "none"
             lines.append(f"{now:.6f} eip {public} -> {where}")
+    for mac in sorted(set(before.checked) ^ set(after.checked)):
+        state = "on" if mac in after.checked else "off"
+        lines.append(f"{now:.6f} source-dest-check {mac} {state}")
     return lines
