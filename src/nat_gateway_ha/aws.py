@@ -23,5 +23,5 @@ def ec2_client(cfg: AgentConfig, region: str) -> EC2Client:
         max_pool_connections=max(10, cfg.max_concurrency + 4),
         tcp_keepalive=True,
     )
-    session = boto3.session.Session()
-    return session.client("ec2", endpoint_url=cfg.endpoint_url, config=config)
+    # boto3's default session caches the loaded service model, so a second client costs milliseconds.
+    return boto3.client("ec2", endpoint_url=cfg.endpoint_url, config=config)
