@@ -64,12 +64,18 @@ def extract(path: Path = SEED_FILE) -> SeedParts:
 
 
 def conf_for(parts: SeedParts, host: str, eip: str) -> str:
-    """The seed's config whose unicast_src_ip is this gateway's LAN address (the lab uses the seed's IPs)."""
+    """The seed's config whose unicast_src_ip is this gateway's LAN address (the lab uses the seed's IPs).
+
+    One line is added: `script_user root`. The seed's hosts ran its notify script as root; keepalived 2.2.7
+    would otherwise run it as `keepalived_script`, a user that exists here only because the project's role
+    made it.
+    """
     lan = str(topology.host(host).nic("eth1").address)
     for conf in parts.keepalived_confs:
         m = re.search(r"unicast_src_ip\s+(\S+)", conf)
         if m and m.group(1) == lan:
-            return conf.replace(EIP_PLACEHOLDER, eip)
+            conf = conf.replace(EIP_PLACEHOLDER, eip)
+            return conf.replace("global_defs {\n", "global_defs {\n    script_user root\n", 1)
     raise LabError(f"no seed keepalived.conf has unicast_src_ip {lan} ({host})")
 
 
@@ -125,7 +131,8 @@ class Baseline:
                 raise LabError(f"{g} has no /usr/bin/aws (Debian's awscli): the seed's script needs it")
         self._http_tokens("optional")
         for g in self.lab.gateways:
-            self.lab.sh(g, f"systemctl stop keepalived {AGENT_UNIT}")
+            # keepalived's unit Wants the agent: mask it, or starting keepalived would start it again.
+            self.lab.sh(g, f"systemctl stop keepalived {AGENT_UNIT}; systemctl mask --runtime {AGENT_UNIT}")
             self.lab.ip(g, "route", "replace", *self.peer_route(g))
             self.lab.sh(g, f"test -e {PROJECT_BACKUP} || cp -a {CONF_PATH} {PROJECT_BACKUP}")
             self.lab.put(g, CONF_PATH, conf_for(self.parts, g, self.eip))
@@ -198,4 +205,5 @@ class Baseline:
             with contextlib.suppress(ClientError):  # absent is what we want
                 ec2.delete_route(RouteTableId=rtb, DestinationCidrBlock=f"{self.vip}/32")
         for g in self.lab.gateways:
+            self.lab.sh(g, f"systemctl unmask --runtime {AGENT_UNIT}")
             self.lab.sh(g, f"systemctl start {AGENT_UNIT} keepalived")
