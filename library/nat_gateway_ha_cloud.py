@@ -134,7 +134,13 @@ def main() -> None:
         out = ensure(
             cfg, owner=p["owner"], want_source_dest_check=p["source_dest_check"], check_mode=module.check_mode
         )
-    except (ValidationError, OSError, ValueError, RuntimeError) as err:
+    except ValidationError as err:
+        given = p["agent_config"] or {}
+        where = f"pair {given.get('pair', '?')} host {given.get('host', '?')}"
+        fields = "; ".join(f"field {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
+        module.fail_json(msg=f"{where}: invalid agent config: {fields}")
+        return
+    except (OSError, ValueError, RuntimeError) as err:
         module.fail_json(msg=str(err))
         return
     out["diff"] = {"before": out["ownership_before"], "after": out["ownership_after"]}
