@@ -106,6 +106,19 @@ def test_module_through_ansible(moto_server, imds_server, tmp_path) -> None:
                 },
             },
         ]
+    bad = dict(cfg, eips=[])
+    tasks += [
+        {
+            "name": "bad",
+            "nat_gateway_ha_cloud": {"agent_config": bad},
+            "register": "bad",
+            "ignore_errors": True,
+        },
+        {
+            "name": "save bad",
+            "ansible.builtin.copy": {"content": "{{ bad | to_json }}", "dest": f"{out}-bad.json"},
+        },
+    ]
     (tmp_path / "play.yml").write_text(
         json.dumps([{"hosts": "localhost", "gather_facts": False, "tasks": tasks}])
     )
@@ -130,4 +143,8 @@ def test_module_through_ansible(moto_server, imds_server, tmp_path) -> None:
         assert result["diff"]["before"]["owner"] is False and result["diff"]["after"]["owner"] is True
     assert predicted["takeover"]["dry_run"] is True and claimed["takeover"]["converged"] is True
     assert set(route_targets(world.ec2, world.private_tables).values()) == {world.eni("gw2", "eth1")}
+    failed = json.loads(Path(f"{out}-bad.json").read_text())
+    assert failed["failed"] and failed["msg"].startswith(
+        "pair lab host gw2: invalid agent config: field eips"
+    )
     moto_server.reset()
