@@ -14,8 +14,8 @@ bootstrap:
 test: bootstrap lint unit molecule
 
 lint: bootstrap
-	ruff check src tests library bench
-	ruff format --check src tests library bench
+	ruff check src tests library plugins bench
+	ruff format --check src tests library plugins bench
 	mypy
 	yamllint -s .
 	ansible-playbook --syntax-check -i inventories/example playbooks/site.yml playbooks/render.yml playbooks/failover.yml
