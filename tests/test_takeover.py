@@ -121,3 +121,13 @@ def test_takeover_scales(tables: int, connect_as, inprocess_cloud) -> None:
     result = gw2.takeover()
     assert result.converged and len(result.done) == tables + 1
     assert set(route_targets(world.ec2, world.private_tables).values()) == {world.eni("gw2", "eth1")}
+
+
+def test_routes_answered_before_the_eip_moves(cloud_world, connect_as) -> None:
+    """Established flows survive only if the clients' packets reach the new master before the server's do."""
+    gw2 = connect_as(cloud_world, "gw2")
+    cloud.reset_calls()
+    assert gw2.takeover().converged
+    served = cloud.mutating_calls()
+    assert served.count("ReplaceRoute") == len(cloud_world.private_tables)
+    assert served[-1] == "AssociateAddress" and served.count("AssociateAddress") == 1
