@@ -207,3 +207,30 @@ def test_half_moved_cloud_is_repaired_by_the_agent_without_a_new_event(
     assert set(route_targets(inprocess_world.ec2, inprocess_world.private_tables).values()) == {
         inprocess_world.eni("gw2", "eth1")
     }
+
+
+def test_sigkilled_keepalived_stops_reconciling_so_the_dead_master_does_not_fight(
+    inprocess_world, running, connect_as, tmp_path
+) -> None:
+    """SIGKILL leaves no STOP line on the FIFO: the agent must notice keepalived is gone by itself."""
+    import shutil
+    import signal
+    import subprocess
+
+    fake = tmp_path / "keepalived"  # a real process whose /proc/PID/comm reads "keepalived"
+    shutil.copy("/bin/sleep", fake)
+    proc = subprocess.Popen([str(fake), "600"])
+    pidfile = tmp_path / "keepalived.pid"
+    pidfile.write_text(f"{proc.pid}\n")
+    agent, write = running(inprocess_world, "gw2", reconcile_interval=0.2, keepalived_pidfile=str(pidfile))
+    write('INSTANCE "VI_1" MASTER 150')
+    _wait(lambda: agent.status["owner"] is True)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert connect_as(inprocess_world, "gw1").takeover().converged  # the peer becomes master
+    _wait(lambda: agent.state == "STOP")
+    time.sleep(0.6)  # three reconcile intervals: a fighting agent would have moved the routes back
+    assert set(route_targets(inprocess_world.ec2, inprocess_world.private_tables).values()) == {
+        inprocess_world.eni("gw1", "eth1")
+    }
+    assert eip_target(inprocess_world.ec2)[0] == inprocess_world.eni("gw1", "eth0")

@@ -102,6 +102,10 @@ class AgentConfig(StrictModel):
     # Addresses keepalived adds only while MASTER (the pair's VIPs): at start the agent finds out whether it
     # is master from them, so an agent restart on the master keeps reconciling.
     vips: list[IPv4Address] = Field(default_factory=list)
+    # keepalived's pid file. When set, the agent acts as MASTER only while that keepalived is alive: a
+    # SIGKILLed keepalived writes no STOP line and leaves its VIP behind, and without this check the dead
+    # master's agent would keep "repairing" the cloud back to itself, fighting the new master.
+    keepalived_pidfile: Path | None = None
 
     @classmethod
     def load(cls, path: Path) -> AgentConfig:

@@ -55,6 +55,18 @@ def holds_address(addresses: list[str]) -> bool:
     return any(a in have for a in addresses)
 
 
+def keepalived_alive(pidfile: Path | None) -> bool:
+    """Whether the keepalived named by its pid file runs; True when no pid file is configured."""
+    if pidfile is None:
+        return True
+    try:
+        pid = int(pidfile.read_text().split()[0])
+        comm = Path(f"/proc/{pid}/comm").read_text().strip()
+    except (OSError, ValueError, IndexError):
+        return False
+    return comm == "keepalived"
+
+
 def _boot_time() -> float:
     try:
         uptime = float(Path("/proc/uptime").read_text().split()[0])
@@ -65,6 +77,8 @@ def _boot_time() -> float:
 
 def initial_state(cfg: AgentConfig) -> str:
     """MASTER if keepalived holds a VIP here, else the last state written since this boot, else UNKNOWN."""
+    if not keepalived_alive(cfg.keepalived_pidfile):
+        return "STOP"
     if holds_address([str(v) for v in cfg.vips]):
         return "MASTER"
     if cfg.vips:
@@ -246,6 +260,9 @@ class Agent:
             if event is not None:
                 self.handle(event)
                 next_reconcile = self._next_pass(self.last_result if self.state == "MASTER" else None)
+            elif self.state == "MASTER" and not keepalived_alive(self.cfg.keepalived_pidfile):
+                log.error("keepalived_gone", pidfile=str(self.cfg.keepalived_pidfile))
+                self.handle(Event("INSTANCE", self.cfg.vrrp_instance, "STOP", None))
             elif self.state == "MASTER":
                 next_reconcile = self._next_pass(self.reconcile())
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -25,6 +26,7 @@ RFC1918 = [IPv4Network("10.0.0.0/8"), IPv4Network("172.16.0.0/12"), IPv4Network(
 PRIORITY_START = 150  # derived priorities: first listed member 150, next 140, ... (explicit ones are skipped)
 PRIORITY_STEP = 10
 VRRPV2_MAX_AUTH_PASS = 8  # keepalived truncates longer PASS secrets with only a warning
+KEEPALIVED_PIDFILE = Path("/run/keepalived.pid")  # Debian's unit; the agent acts only while it lives
 # AgentConfig fields a pair may tune under `agent`; the rest are computed from the inventory.
 AGENT_TUNABLES = frozenset(
     {
@@ -474,7 +476,7 @@ def _plan_pair(
                 route_tables=spec.route_tables,
                 destinations=destinations,
                 **vips,
-                **spec.agent,
+                **({"keepalived_pidfile": KEEPALIVED_PIDFILE} | spec.agent),
             )
         except ValidationError as exc:
             err.pydantic(pair, h, f"{PAIR_VAR}.agent", exc)
