@@ -175,20 +175,8 @@ class Bench:
             "argv": shlex.join(["bench/failover.py", *sys.argv[1:]]),
             "profiles": {k: vars(v) for k, v in PROFILES.items()},
         }
-        self.summary["notes"] += STANDING_NOTES
         report.write(self.summary, self.runs)
         self.log(f"results in {report.RESULTS} ({(time.time() - self.started) / 60:.1f} min)")
-
-
-STANDING_NOTES = [
-    "The seed's script repoints only the VIP's /32 in each private route table. The VPC routes "
-    "internet-bound traffic by 0.0.0.0/0 (as AWS does), which the seed never touches: after its takeover the "
-    "client's packets still go to the old master while the EIP has moved to the new one, so the path works "
-    "again only when the EIP comes back (the failback), or never if the old master's data path is gone.",
-    "Seed runs: the post's two keepalived.conf blocks and its script are extracted from the post at run "
-    "time; only the EIP placeholder is filled in and `aws` is wrapped to add --endpoint-url and fake "
-    "credentials; the instances get HttpTokens=optional for its IMDSv1 calls, restored afterwards.",
-]
 
 
 def _cpus() -> int:

@@ -23,6 +23,16 @@ KIND_LABELS = {
 VARIANT_LABELS = {"project": "project defaults", "seed": "seed (blog post)"}
 DIRECTIONS = ("failover", "failback")
 
+STANDING_NOTES = [
+    "The seed's script repoints only the VIP's /32 in each private route table. The VPC routes "
+    "internet-bound traffic by 0.0.0.0/0 (as AWS does), which the seed never touches: after its takeover the "
+    "client's packets still go to the old master while the EIP has moved to the new one, so the path works "
+    "again only when the EIP comes back (the failback), or never if the old master's data path is gone.",
+    "Seed runs: the post's two keepalived.conf blocks and its script are extracted from the post at run "
+    "time; only the EIP placeholder is filled in and `aws` is wrapped to add --endpoint-url and fake "
+    "credentials; the instances get HttpTokens=optional for its IMDSv1 calls, restored afterwards.",
+]
+
 
 def summarise_failovers(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Per variant and kind: stats of every figure, per direction, over the runs that were made."""
@@ -216,7 +226,7 @@ def markdown(summary: dict[str, Any]) -> str:
         m = g["measured"]
         shown = f"{m:.2f}" if isinstance(m, float) else (m if m is not None else "not measured")
         lines.append(f"| {g['goal']} | {shown} | {'yes' if g['met'] else 'NO'} |")
-    notes = summary.get("notes", [])
+    notes = list(dict.fromkeys([*summary.get("notes", []), *STANDING_NOTES]))
     if notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
     if summary.get("not_run"):
