@@ -59,7 +59,7 @@ def stats(values: Sequence[float | None]) -> dict[str, Any]:
     xs = sorted(v for v in values if v is not None)
     out: dict[str, Any] = {"n": len(xs), "missing": len(values) - len(xs)}
     if xs:
-        out |= {"median": statistics.median(xs), "min": xs[0], "max": xs[-1]}
+        out |= {"median": statistics.median(xs), "min": xs[0], "max": xs[-1], "sum": sum(xs)}
         if len(xs) >= 4:
             q = statistics.quantiles(xs, n=4)
             out |= {"p25": q[0], "p75": q[2]}
