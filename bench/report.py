@@ -160,7 +160,7 @@ def goals(summary: dict[str, Any]) -> list[dict[str, Any]]:
     out.append(
         {
             "goal": "every download survives (project defaults, all kinds)",
-            "measured": f"{intact}/{runs} intact; the new master carried the flow in {carried:.0f}/{runs} failovers",
+            "measured": f"{intact}/{runs} intact; new master carried it in {carried:.0f}/{runs} failovers",
             "met": runs > 0 and intact == runs,
         }
     )
