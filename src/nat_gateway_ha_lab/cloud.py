@@ -181,8 +181,9 @@ def _speed_up_dispatch() -> None:
 
     from moto.core import responses
 
-    if not hasattr(responses.method_names_from_class, "cache_info"):
-        _patch(responses, "method_names_from_class", functools.cache(responses.method_names_from_class))
+    listing = getattr(responses, "method_names_from_class")  # noqa: B009  (not re-exported: mypy)
+    if not hasattr(listing, "cache_info"):
+        _patch(responses, "method_names_from_class", functools.cache(listing))
 
 
 def _patch_dispatch() -> None:
