@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,6 +17,13 @@ def exclusive_lab() -> Iterator[None]:
     """Hold the natgw-lab lock; skip if not root or if a lab is already up (it belongs to someone)."""
     if os.geteuid() != 0:
         pytest.skip("needs root")
+    cli.LOCK_FILE.parent.mkdir(parents=True, exist_ok=True)
+    with cli.LOCK_FILE.open("w") as probe:  # a lab run (make lab, the bench) holds it: never wait on it
+        try:
+            fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pytest.skip("another natgw-lab run holds the lab lock; not touching its lab")
+        fcntl.flock(probe, fcntl.LOCK_UN)
     with cli._locked():
         if network.namespaces():
             pytest.skip(f"a lab is up ({', '.join(network.namespaces())}); not touching it")
