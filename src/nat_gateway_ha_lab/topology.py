@@ -79,7 +79,13 @@ HOSTS: tuple[Host, ...] = (
         "gateway",
         IPv4Address("10.254.77.11"),
         (
-            Nic("eth0", "pub-a", IPv4Address("10.77.0.233"), "02:77:00:00:01:00", (IPv4Address("10.77.0.234"),)),
+            Nic(
+                "eth0",
+                "pub-a",
+                IPv4Address("10.77.0.233"),
+                "02:77:00:00:01:00",
+                (IPv4Address("10.77.0.234"),),
+            ),
             Nic("eth1", "lan-a", IPv4Address("10.77.3.220"), "02:77:00:00:01:01"),
         ),
     ),
@@ -88,7 +94,9 @@ HOSTS: tuple[Host, ...] = (
         "gateway",
         IPv4Address("10.254.77.12"),
         (
-            Nic("eth0", "pub-b", IPv4Address("10.77.1.53"), "02:77:00:00:02:00", (IPv4Address("10.77.1.54"),)),
+            Nic(
+                "eth0", "pub-b", IPv4Address("10.77.1.53"), "02:77:00:00:02:00", (IPv4Address("10.77.1.54"),)
+            ),
             Nic("eth1", "lan-b", IPv4Address("10.77.4.53"), "02:77:00:00:02:01"),
         ),
     ),
