@@ -14,7 +14,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from nat_gateway_ha_lab import cloud, imds, topology
+from nat_gateway_ha_lab import cloud, imds, seed, topology
 
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
@@ -49,7 +49,6 @@ def seed_world(ec2: Any, endpoint_url: str | None, private_tables: int = 5) -> W
     on gw1's WAN secondary IP, as after a first election; the first tables are associated with the private
     subnets.
     """
-    be = cloud.backend()
     vpc = ec2.create_vpc(CidrBlock=str(topology.VPC_CIDR))["Vpc"]["VpcId"]
     igw = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
     ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)
@@ -69,34 +68,11 @@ def seed_world(ec2: Any, endpoint_url: str | None, private_tables: int = 5) -> W
             ec2.associate_route_table(RouteTableId=public, SubnetId=subnets[s.name])
     instances: dict[str, str] = {}
     enis: dict[tuple[str, str], str] = {}
-    for h in topology.HOSTS:
-        first = h.nics[0]
-        inst = ec2.run_instances(
-            ImageId="ami-12345678",
-            MinCount=1,
-            MaxCount=1,
-            InstanceType="t3.micro",
-            SubnetId=subnets[first.subnet],
-            PrivateIpAddress=str(first.address),
-            TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": h.name}]}],
-        )["Instances"][0]
-        instances[h.name] = inst["InstanceId"]
-        for index, nic in enumerate(h.nics):
-            if index == 0:
-                eni = inst["NetworkInterfaces"][0]["NetworkInterfaceId"]
-            else:
-                eni = ec2.create_network_interface(
-                    SubnetId=subnets[nic.subnet], PrivateIpAddress=str(nic.address)
-                )["NetworkInterface"]["NetworkInterfaceId"]
-                ec2.attach_network_interface(
-                    NetworkInterfaceId=eni, InstanceId=inst["InstanceId"], DeviceIndex=index
-                )
-            if nic.secondary:
-                ec2.assign_private_ip_addresses(
-                    NetworkInterfaceId=eni, PrivateIpAddresses=[str(a) for a in nic.secondary]
-                )
-            be.get_network_interface(eni).mac_address = nic.mac
-            enis[(h.name, nic.name)] = eni
+    set_mac = seed.moto_mac_setter()
+    for h in topology.HOSTS:  # the lab's own launcher: the same ENIs, addresses, MACs and indexes
+        inst = seed.launch(ec2, set_mac, h, subnets)
+        instances[h.name] = inst.instance_id
+        enis.update({(h.name, name): nic.eni_id for name, nic in inst.nics.items()})
     tables = []
     private_subnets = [s.name for s in topology.SUBNETS if s.private]
     for i in range(private_tables):

@@ -135,7 +135,7 @@ def seed(ec2: EC2Client, set_mac: SetMac, *, endpoint_url: str, extra_route_tabl
             TagSpecifications=_tags("subnet", f"{topo.PREFIX}-{sn.name}", *extra),
         )["Subnet"]["SubnetId"]
 
-    instances = {h.name: _launch(ec2, set_mac, h, subnets) for h in topo.HOSTS}
+    instances = {h.name: launch(ec2, set_mac, h, subnets) for h in topo.HOSTS}
     previous_owner = instances[topo.gateways()[0].name].nics["eth1"].eni_id
 
     private_rtbs: dict[str, str] = {}
@@ -216,7 +216,7 @@ def _private_table(ec2: EC2Client, vpc_id: str, name: str, subnet_id: str, targe
     return rtb
 
 
-def _launch(ec2: EC2Client, set_mac: SetMac, host: topo.Host, subnets: dict[str, str]) -> InstanceState:
+def launch(ec2: EC2Client, set_mac: SetMac, host: topo.Host, subnets: dict[str, str]) -> InstanceState:
     """ENIs first (fixed addresses, then fixed MACs), then an instance that takes them at their indexes."""
     nics: dict[str, NicState] = {}
     for index, nic in enumerate(host.nics):
