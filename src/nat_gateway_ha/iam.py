@@ -63,29 +63,28 @@ def policy(
         }
     )
     # AssociateAddress is also authorised against the target ENI; keep it to the pair's VPC.
-    eni_stmt: dict[str, Any] = {
-        "Sid": "OwnNetworkInterfaces",
-        "Effect": "Allow",
-        "Action": ["ec2:AssociateAddress"],
-        "Resource": f"{arn}:network-interface/*",
-    }
-    if vpc_id:
-        eni_stmt["Condition"] = {"StringEquals": {"ec2:Vpc": f"{arn}:vpc/{vpc_id}"}}
-    statements.append(eni_stmt)
+    statements.append(_vpc_eni_statement("OwnNetworkInterfaces", "ec2:AssociateAddress", arn, vpc_id))
     return {"Version": "2012-10-17", "Statement": statements}
 
 
 def provisioning_policy(account: str = "*", region: str = "*", vpc_id: str | None = None) -> dict[str, Any]:
     """Extra right for whoever provisions (the module with source_dest_check: false), not for the agent."""
+    arn = f"arn:aws:ec2:{region}:{account}"
+    stmt = _vpc_eni_statement("DisableSourceDestCheck", "ec2:ModifyNetworkInterfaceAttribute", arn, vpc_id)
+    return {"Version": "2012-10-17", "Statement": [stmt]}
+
+
+def _vpc_eni_statement(sid: str, action: str, arn: str, vpc_id: str | None) -> dict[str, Any]:
+    """One action on network interfaces, kept to the pair's VPC when its id is known."""
     stmt: dict[str, Any] = {
-        "Sid": "DisableSourceDestCheck",
+        "Sid": sid,
         "Effect": "Allow",
-        "Action": ["ec2:ModifyNetworkInterfaceAttribute"],
-        "Resource": f"arn:aws:ec2:{region}:{account}:network-interface/*",
+        "Action": [action],
+        "Resource": f"{arn}:network-interface/*",
     }
     if vpc_id:
-        stmt["Condition"] = {"StringEquals": {"ec2:Vpc": f"arn:aws:ec2:{region}:{account}:vpc/{vpc_id}"}}
-    return {"Version": "2012-10-17", "Statement": [stmt]}
+        stmt["Condition"] = {"StringEquals": {"ec2:Vpc": f"{arn}:vpc/{vpc_id}"}}
+    return stmt
 
 
 def security_group_rules(peers: list[str]) -> list[dict[str, Any]]:
