@@ -6,20 +6,23 @@ import argparse
 import json
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
 from nat_gateway_ha import iam, log, status
 from nat_gateway_ha.aws import ec2_client
 from nat_gateway_ha.config import AgentConfig
-from nat_gateway_ha.daemon import Agent, initial_state
+from nat_gateway_ha.daemon import Agent, initial_state, make_health
 from nat_gateway_ha.imds import ImdsClient, ImdsError
 from nat_gateway_ha.resolve import ResolveError, resolve, source_dest_check
 from nat_gateway_ha.takeover import Cloud
 
 DEFAULT_CONFIG = Path("/etc/nat-gateway-ha/agent.json")
+RETRY_MAX = 5.0  # seconds between start-up attempts, at most
 
 
 def connect(cfg: AgentConfig) -> Cloud:
@@ -46,10 +49,28 @@ def connect(cfg: AgentConfig) -> Cloud:
     return Cloud(ec2, target, cfg.max_concurrency)
 
 
+def connect_until_ready(cfg: AgentConfig) -> Cloud:
+    """`connect`, retried with backoff: at boot IMDS or the EC2 API may answer only a little later."""
+    delay = 0.5
+    while True:
+        try:
+            cloud = connect(cfg)
+            cloud.observe()  # warms the connection pool, so the first takeover pays no TCP set-up
+            return cloud
+        except (ImdsError, ResolveError, ClientError, BotoCoreError, OSError) as err:
+            log.error("start_failed", error=str(err).replace("\n", "; "), retry_in=delay)
+        time.sleep(delay)
+        delay = min(delay * 2, RETRY_MAX)
+
+
 def _run(cfg: AgentConfig, dry_run: bool) -> int:
-    cloud = connect(cfg)
-    cloud.observe()  # warms the connection pool, so the first takeover pays no TCP set-up
-    agent = Agent(cfg, cloud, dry_run=dry_run, state=initial_state(cfg))
+    agents: list[Agent] = []
+    # Health first: keepalived gets a verdict even while IMDS or EC2 are still out of reach.
+    health = make_health(cfg, lambda: bool(agents) and agents[0].state == "MASTER")
+    health.start()
+    cloud = connect_until_ready(cfg)
+    agent = Agent(cfg, cloud, dry_run=dry_run, state=initial_state(cfg), health=health)
+    agents.append(agent)
     signal.signal(signal.SIGTERM, lambda *_: agent.stop())
     signal.signal(signal.SIGINT, lambda *_: agent.stop())
     agent.run()

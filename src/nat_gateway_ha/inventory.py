@@ -18,7 +18,16 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from nat_gateway_ha.config import AgentConfig, EipBinding, EipRef, EniRef, RouteTableSelection, StrictModel
+from nat_gateway_ha.config import (
+    AgentConfig,
+    EipBinding,
+    EipRef,
+    EniRef,
+    HealthConfig,
+    PeerRef,
+    RouteTableSelection,
+    StrictModel,
+)
 
 PAIR_VAR = "nat_gateway_ha_pair"
 HOST_VAR = "nat_gateway_ha_host"
@@ -27,6 +36,7 @@ PRIORITY_START = 150  # derived priorities: first listed member 150, next 140, .
 PRIORITY_STEP = 10
 VRRPV2_MAX_AUTH_PASS = 8  # keepalived truncates longer PASS secrets with only a warning
 KEEPALIVED_PIDFILE = Path("/run/keepalived.pid")  # Debian's unit; the agent acts only while it lives
+HEALTH_FILE = Path("/run/nat-gateway-ha/health")  # keepalived's track_file; the agent writes it
 # AgentConfig fields a pair may tune under `agent`; the rest are computed from the inventory.
 AGENT_TUNABLES = frozenset(
     {
@@ -78,6 +88,7 @@ class PairSpec(StrictModel):
     endpoint_url: str | None = None
     vpc_cidrs: list[IPv4Network] = Field(default_factory=lambda: list(RFC1918), min_length=1)
     agent: dict[str, Any] = Field(default_factory=dict)
+    health: HealthConfig = Field(default_factory=HealthConfig)
 
 
 class HostSpec(StrictModel):
@@ -140,6 +151,9 @@ class KeepalivedInstance(PlanModel):
     vips: list[IPv4Interface]
     authentication: Authentication | None
     track_script: KeepalivedTrackScript | None
+    # Data-path health (empty when disabled): keepalived tracks these links and the agent's verdict file.
+    track_interfaces: list[str]
+    track_file: Path | None
 
 
 class NatRules(PlanModel):
@@ -453,6 +467,8 @@ def _plan_pair(
             vips=list(spec.vips),
             authentication=spec.authentication,
             track_script=track,
+            track_interfaces=[r.spec.wan_interface] if spec.health.enabled else [],
+            track_file=HEALTH_FILE if spec.health.enabled else None,
         )
         nat = NatRules(
             wan_interface=r.spec.wan_interface,
@@ -475,6 +491,23 @@ def _plan_pair(
                 ],
                 route_tables=spec.route_tables,
                 destinations=destinations,
+                health=spec.health,
+                health_file=HEALTH_FILE if spec.health.enabled else None,
+                wan_interface=r.spec.wan_interface,
+                lan_interface=r.spec.lan_interface,
+                priority=priorities[h],
+                listen_address=r.src_ip,
+                peers=[
+                    PeerRef(
+                        host=o,
+                        address=hosts[o].src_ip,
+                        priority=priorities[o],
+                        lan_mac=hosts[o].lan_mac,
+                        wan_mac=hosts[o].wan_mac,
+                    )
+                    for o in members
+                    if o != h
+                ],
                 **vips,
                 **({"keepalived_pidfile": KEEPALIVED_PIDFILE} | spec.agent),
             )
