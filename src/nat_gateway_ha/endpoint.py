@@ -44,9 +44,17 @@ class _Handler(BaseHTTPRequestHandler):
 class Endpoint(ThreadingHTTPServer):
     daemon_threads = True
 
+    allow_reuse_address = True
+
     def __init__(self, address: str, port: int, routes: dict[str, Callable[[], tuple[int, dict[str, Any]]]]):
         super().__init__((address, port), _Handler)
         self.routes = routes
+
+    def server_bind(self) -> None:
+        """Bind without HTTPServer's reverse DNS lookup of our own name (seconds without a resolver)."""
+        self.socket.bind(self.server_address)
+        self.server_address = self.socket.getsockname()[:2]
+        self.server_name, self.server_port = str(self.server_address[0]), int(self.server_address[1])
 
     def serve_in_background(self) -> None:
         threading.Thread(target=self.serve_forever, name="endpoint", daemon=True).start()

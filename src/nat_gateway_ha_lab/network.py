@@ -226,6 +226,13 @@ def kill_processes(ns: str, timeout: float = 5.0) -> list[int]:
     return killed
 
 
+def delete_host(host: topo.Host) -> None:
+    """Delete a host's namespace (its processes must be gone): its NICs vanish from the VPC's bridges and
+    the management bridge with it, and its kernel state (addresses, routes, rules, conntrack) with them."""
+    if host.netns in namespaces():
+        _run(["ip", "netns", "del", host.netns])
+
+
 def teardown() -> list[str]:
     """Remove everything `build` makes; safe on a half-built or already removed lab. Returns what went."""
     removed: list[str] = []
