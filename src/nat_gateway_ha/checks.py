@@ -85,9 +85,37 @@ def nat_ruleset(table: str) -> Check:
     return Check("nat_ruleset", True, f"table ip {table} loaded")
 
 
-def local(wan: str, lan: str, nat_table: str, high_water: float) -> list[Check]:
+def wan_route(wan: str, source: str, probe: str) -> Check:
+    """The kernel would send NATed traffic out of the WAN interface: a lost default route breaks egress
+    as surely as a dead link, and nothing else notices it."""
+    try:
+        proc = subprocess.run(
+            ["ip", "-4", "-o", "route", "get", probe, "from", source],
+            capture_output=True,
+            text=True,
+            timeout=2,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError) as err:
+        return Check("wan_route", False, f"ip route get failed: {err}")
+    words = proc.stdout.split()
+    dev = words[words.index("dev") + 1] if "dev" in words[:-1] else None
+    if proc.returncode != 0 or dev != wan:
+        why = proc.stderr.strip() or f"leaves by {dev}"
+        return Check("wan_route", False, f"no route to {probe} from {source} on {wan}: {why}")
+    return Check("wan_route", True, f"to {probe} via {wan}")
+
+
+def local(wan: str, lan: str, nat_table: str, high_water: float, source: str, probe: str) -> list[Check]:
     """Every check that needs nothing beyond this host."""
-    return [link(wan), link(lan), forwarding(wan, lan), nat_ruleset(nat_table), conntrack(high_water)]
+    return [
+        link(wan),
+        link(lan),
+        wan_route(wan, source, probe),
+        forwarding(wan, lan),
+        nat_ruleset(nat_table),
+        conntrack(high_water),
+    ]
 
 
 # -- upstream ---------------------------------------------------------------------------------------------

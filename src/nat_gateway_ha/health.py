@@ -53,12 +53,18 @@ class Health:
         self.h = cfg.health
         self._is_master = is_master
         self._eligible_peer = eligible_peer
+        source = str(cfg.eips[0].private_ip)
+        probe = str(self.h.upstream_targets[0].host) if self.h.upstream_targets else "1.1.1.1"
         self._local_checks = local_checks or (
             lambda: checks.local(
-                cfg.wan_interface, cfg.lan_interface, self.h.nat_table, self.h.conntrack_high_water
+                cfg.wan_interface,
+                cfg.lan_interface,
+                self.h.nat_table,
+                self.h.conntrack_high_water,
+                source,
+                probe,
             )
         )
-        source = str(cfg.eips[0].private_ip)
         self._upstream_check = upstream_check or (
             lambda: checks.upstream(
                 source, self.h.upstream_targets, self.h.upstream_method, self.h.upstream_timeout

@@ -110,6 +110,8 @@ def down() -> None:
             containers.wipe(host)
         for item in controlplane.stop():
             _say(f"stopped {item}")
+        for item in faults.clear():
+            _say(f"undid fault {item}")
         for ns in (network.VPC_NS, network.INET_NS):  # e.g. a `natgw-lab exec vpc ...` still running
             for pid in network.kill_processes(ns):
                 _say(f"killed pid {pid} left in {ns}")

@@ -9,13 +9,15 @@ commands about services run inside it over SSH, as an operator's would.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import shlex
 import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from nat_gateway_ha_lab import baseroot, containers, network, ssh
+from nat_gateway_ha_lab import baseroot, containers, network, paths, ssh
 from nat_gateway_ha_lab import topology as topo
 
 FAULT_TABLE = "natlab_faults"  # nftables table (in the VPC router's and the root namespace) of fault rules
@@ -24,6 +26,27 @@ CT_MAX = Path("/proc/sys/net/netfilter/nf_conntrack_max")  # global: only the in
 
 class FaultError(RuntimeError):
     pass
+
+
+def _memo(fault: str, host: str) -> Path:
+    """Where a fault keeps what `restore` needs, so inject and restore may run in different processes."""
+    return paths.RUN_DIR / "faults" / f"{fault}-{host}.json"
+
+
+def _remember(fault: str, host: str, data: object) -> None:
+    path = _memo(fault, host)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data))
+
+
+def _recall(fault: str, host: str, default: object) -> object:
+    path = _memo(fault, host)
+    try:
+        data: object = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return default
+    path.unlink()
+    return data
 
 
 def sh(host: str, script: str, timeout: float = 60) -> str:
@@ -163,11 +186,10 @@ class LinkDown(Fault):
     name: str = "lan-down"
     label: str = "LAN link (eth1) down"
     interface: str = "eth1"
-    _routes: dict[str, list[str]] = field(default_factory=dict)
 
     def inject(self, host: str) -> float:
         ns = topo.host(host).netns
-        self._routes[host] = network.ip("-4", "route", "show", ns=ns).stdout.splitlines()
+        _remember(self.name, host, network.ip("-4", "route", "show", ns=ns).stdout.splitlines())
         at = time.time()
         network.ip("link", "set", self.interface, "down", ns=ns)
         return at
@@ -177,7 +199,8 @@ class LinkDown(Fault):
         network.ip("link", "set", self.interface, "up", ns=ns)
         time.sleep(0.2)
         now = set(network.ip("-4", "route", "show", ns=ns).stdout.splitlines())
-        for line in self._routes.pop(host, []):
+        saved = _recall(self.name, host, [])
+        for line in saved if isinstance(saved, list) else []:
             clean = line.replace(" linkdown", "").strip()
             if clean in now or " proto kernel " in f" {clean} ":
                 continue
@@ -228,10 +251,9 @@ class ConntrackFull(Fault):
     name: str = "conntrack-full"
     label: str = "conntrack table full"
     limit: int = 4096
-    _saved: str = ""
 
     def inject(self, host: str) -> float:
-        self._saved = CT_MAX.read_text().strip()
+        _remember(self.name, host, CT_MAX.read_text().strip())
         CT_MAX.write_text(f"{self.limit}\n")
         at = time.time()
         flood = (
@@ -245,7 +267,7 @@ class ConntrackFull(Fault):
         return at
 
     def restore(self, host: str) -> None:
-        CT_MAX.write_text(f"{self._saved or 262144}\n")
+        CT_MAX.write_text(f"{_recall(self.name, host, 262144)}\n")
         in_ns(host, "conntrack", "-F")
 
 
@@ -344,6 +366,23 @@ class UpstreamDown(Fault):
 
     def restore(self, host: str) -> None:
         _drop_table(network.VPC_NS)
+
+
+def clear() -> list[str]:
+    """Undo what faults left outside the hosts (the root namespace's rules, the global conntrack limit);
+    `natgw-lab down` calls it. Returns what it undid."""
+    undone = []
+    if subprocess.run(["nft", "list", "table", "inet", FAULT_TABLE], capture_output=True).returncode == 0:
+        _drop_table(None)
+        undone.append(f"nft table inet {FAULT_TABLE}")
+    for memo in sorted((paths.RUN_DIR / "faults").glob("*.json")):
+        if memo.name.startswith(f"{ConntrackFull.name}-"):
+            CT_MAX.write_text(f"{json.loads(memo.read_text())}\n")
+            undone.append("nf_conntrack_max")
+        memo.unlink()
+    with contextlib.suppress(OSError):
+        (paths.RUN_DIR / "faults").rmdir()
+    return undone
 
 
 FAULTS: dict[str, Fault] = {
