@@ -153,21 +153,25 @@ def test_fault_ends_with_one_owner_and_working_egress(case: Case, healthy_lab: s
     t0 = time.time()
     if case.run is not None:
         case.run(fault, master)
-        end = _healthy()
+        _healthy()
         moves = _settled(t0)
+        end = _healthy()
         if case.moves >= 0:
             assert len(moves) == case.moves, f"{case.fault}: expected {case.moves} move(s), saw {moves}"
         else:  # the case asserted its own bounds; never a fight
             assert len(moves) <= 2, moves
     else:
         fault.inject(master)
-        end = _healthy()
-        moves = _settled(t0)
-        assert len(moves) == case.moves, f"{case.fault}: expected {case.moves} move(s), saw {moves}"
-        if case.moves:
-            assert end.vrrp_master == _peer(master)
-        restored = time.time()
-        fault.restore(master)
+        try:
+            _healthy()
+            moves = _settled(t0)
+            end = _healthy()
+            assert len(moves) == case.moves, f"{case.fault}: expected {case.moves} move(s), saw {moves}"
+            if case.moves:
+                assert end.vrrp_master == _peer(master)
+        finally:
+            restored = time.time()
+            fault.restore(master)
         end = _healthy()
         assert _settled(restored) == [], "the pair moved again when the fault was undone"
     assert end.eip_owner == end.vrrp_master

@@ -258,7 +258,7 @@ class ConntrackFull(Fault):
         at = time.time()
         flood = (
             "import socket\n"
-            f"for i in range({self.limit + 64}):\n"
+            f"for i in range({self.limit * 2}):\n"  # some are lost on the way: send plenty
             "    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
             f"    s.sendto(b'x', ('{topo.INTERNET_HOST.ip}', 9))\n"
             "    s.close()\n"
