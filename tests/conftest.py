@@ -241,7 +241,7 @@ def peers_of(host: str) -> dict[str, Any]:
 @pytest.fixture
 def connect_as(imds_server: imds.ImdsHandle, tmp_path: Any) -> Iterator[Any]:
     """`connect_as(world, host, **config_overrides) -> Cloud`: the agent's start-up (IMDS, resolve)."""
-    from nat_gateway_ha.cli import connect
+    from nat_gateway_ha.startup import connect
 
     made: list[Any] = []
 

@@ -14,7 +14,8 @@ import pytest
 from conftest import eip_target, peers_of, route_targets
 from nat_gateway_ha import status
 from nat_gateway_ha.cli import main
-from nat_gateway_ha.daemon import Agent, initial_state
+from nat_gateway_ha.daemon import Agent
+from nat_gateway_ha.keepalived import initial_state
 from nat_gateway_ha_lab import cloud
 
 
@@ -237,9 +238,17 @@ def test_sigkilled_keepalived_stops_reconciling_so_the_dead_master_does_not_figh
     assert eip_target(inprocess_world.ec2)[0] == inprocess_world.eni("gw1", "eth0")
 
 
-def test_a_peer_claim_is_not_fought_but_reported_as_split_brain(inprocess_world, running, connect_as) -> None:
+def test_a_peer_claim_is_not_fought_but_reported_as_split_brain(
+    inprocess_world, running, connect_as, tmp_path
+) -> None:
     """Both MASTER (VRRP lost between them): the cloud moves once, to the later claimant, and stays."""
-    agent, write = running(inprocess_world, "gw2", reconcile_interval=0.2, **peers_of("gw2"))
+    agent, write = running(
+        inprocess_world,
+        "gw2",
+        reconcile_interval=0.2,
+        metrics_textfile=str(tmp_path / "natgw.prom"),
+        **peers_of("gw2"),
+    )
     write('INSTANCE "VI_1" MASTER 140')
     _wait(lambda: agent.status["owner"] is True)
     assert connect_as(inprocess_world, "gw1", **peers_of("gw1")).takeover(claim=True).converged
@@ -249,6 +258,8 @@ def test_a_peer_claim_is_not_fought_but_reported_as_split_brain(inprocess_world,
     assert cloud.mutating_calls() == [], "the earlier master took the cloud back: a fight"
     assert eip_target(inprocess_world.ec2)[0] == inprocess_world.eni("gw1", "eth0")
     assert agent.status["owner"] is False and agent.status["contested"]
+    text = agent.cfg.metrics_textfile.read_text()
+    assert 'natgw_ha_split_brain{pair="lab",host="gw2"} 1' in text
     write('INSTANCE "VI_1" MASTER_RX_LOWER_PRI 140')  # the heal: this one stays VRRP master, so it claims
     _wait(lambda: agent.status["owner"] is True and agent.status["split_brain"] is False)
     assert eip_target(inprocess_world.ec2)[0] == inprocess_world.eni("gw2", "eth0")

@@ -79,7 +79,20 @@ class LabState:
         return "\n".join(lines)
 
 
+def _keepalived_runs(netns: str) -> bool:
+    """A keepalived process lives in the namespace (a SIGKILLed one leaves its VIP behind, unelected)."""
+    pids = subprocess.run(["ip", "netns", "pids", netns], capture_output=True, text=True, check=False).stdout
+    for pid in pids.split():
+        try:
+            if Path(f"/proc/{pid}/comm").read_text().strip() == "keepalived":
+                return True
+        except OSError:
+            continue
+    return False
+
+
 def vip_holders() -> list[str]:
+    """Gateways whose running keepalived holds the VIP: the VRRP master(s)."""
     holders = []
     for gw in topo.gateways():
         out = subprocess.run(
@@ -88,7 +101,7 @@ def vip_holders() -> list[str]:
             text=True,
             check=False,
         ).stdout
-        if f" {topo.VIP.ip}/" in out:
+        if f" {topo.VIP.ip}/" in out and _keepalived_runs(gw.netns):
             holders.append(gw.name)
     return holders
 
