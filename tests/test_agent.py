@@ -15,6 +15,7 @@ from conftest import eip_target, peers_of, route_targets
 from nat_gateway_ha import status
 from nat_gateway_ha.cli import main
 from nat_gateway_ha.daemon import Agent
+from nat_gateway_ha.endpoint import Endpoint
 from nat_gateway_ha.keepalived import initial_state
 from nat_gateway_ha_lab import cloud
 
@@ -241,28 +242,39 @@ def test_sigkilled_keepalived_stops_reconciling_so_the_dead_master_does_not_figh
 def test_a_peer_claim_is_not_fought_but_reported_as_split_brain(
     inprocess_world, running, connect_as, tmp_path
 ) -> None:
-    """Both MASTER (VRRP lost between them): the cloud moves once, to the later claimant, and stays."""
+    """Both MASTER (VRRP lost between them): the cloud moves once, to the later claimant, and stays; once
+    the peer says it is no longer master (the split healed), the VRRP master claims."""
+    peer_says = {"state": "MASTER"}
+    stub = Endpoint("127.0.0.1", 0, {"/peer": lambda: (200, dict(peer_says))})  # gw1's agent, as gw2 sees it
+    stub.serve_in_background()
+    keys = peers_of("gw2")
+    keys["peers"][0]["address"] = "127.0.0.1"
     agent, write = running(
         inprocess_world,
         "gw2",
         reconcile_interval=0.2,
         metrics_textfile=str(tmp_path / "natgw.prom"),
-        **peers_of("gw2"),
+        listen_port=stub.server_address[1],
+        **keys,
     )
-    write('INSTANCE "VI_1" MASTER 140')
-    _wait(lambda: agent.status["owner"] is True)
-    assert connect_as(inprocess_world, "gw1", **peers_of("gw1")).takeover(claim=True).converged
-    cloud.reset_calls()
-    _wait(lambda: agent.status["split_brain"] is True)
-    time.sleep(1.0)  # five reconcile passes
-    assert cloud.mutating_calls() == [], "the earlier master took the cloud back: a fight"
-    assert eip_target(inprocess_world.ec2)[0] == inprocess_world.eni("gw1", "eth0")
-    assert agent.status["owner"] is False and agent.status["contested"]
-    text = agent.cfg.metrics_textfile.read_text()
-    assert 'natgw_ha_split_brain{pair="lab",host="gw2"} 1' in text
-    write('INSTANCE "VI_1" MASTER_RX_LOWER_PRI 140')  # the heal: this one stays VRRP master, so it claims
-    _wait(lambda: agent.status["owner"] is True and agent.status["split_brain"] is False)
-    assert eip_target(inprocess_world.ec2)[0] == inprocess_world.eni("gw2", "eth0")
+    try:
+        write('INSTANCE "VI_1" MASTER 140')
+        _wait(lambda: agent.status["owner"] is True)
+        assert connect_as(inprocess_world, "gw1", **peers_of("gw1")).takeover(claim=True).converged
+        cloud.reset_calls()
+        _wait(lambda: agent.status["split_brain"] is True)
+        time.sleep(2.5)  # reconcile passes, each asking the peer
+        assert cloud.mutating_calls() == [], "the earlier master took the cloud back: a fight"
+        assert eip_target(inprocess_world.ec2)[0] == inprocess_world.eni("gw1", "eth0")
+        assert agent.status["owner"] is False and agent.status["contested"]
+        text = agent.cfg.metrics_textfile.read_text()
+        assert 'natgw_ha_split_brain{pair="lab",host="gw2"} 1' in text
+        peer_says["state"] = "BACKUP"  # the heal, with no MASTER_RX_LOWER_PRI line (the peer yielded first)
+        _wait(lambda: agent.status["owner"] is True and agent.status["split_brain"] is False, timeout=5)
+        assert eip_target(inprocess_world.ec2)[0] == inprocess_world.eni("gw2", "eth0")
+    finally:
+        stub.shutdown()
+        stub.server_close()
 
 
 def test_drift_to_anything_but_a_peer_is_still_repaired(inprocess_world, running) -> None:

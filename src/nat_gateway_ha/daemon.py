@@ -186,11 +186,20 @@ class Agent:
             log.warning(
                 "drift_repaired", changed=len(result.done), actions=" ".join(str(a) for a in result.done)
             )
-        if not result.converged:
+        if result.pending or "verify" in result.failed:
             log.error("reconcile_not_converged", pending=" ".join(str(a) for a in result.pending))
         self._verified(result)
+        if result.contested and self._peers_stood_down():
+            # The split healed with the peer going BACKUP before it could send us a lower-priority advert,
+            # so keepalived emits nothing here: the peer itself says it is no longer master. Claim.
+            return self.run_takeover(reason="peer_not_master")
         self.publish()
         return result
+
+    def _peers_stood_down(self) -> bool:
+        """Every peer answers, and none says MASTER: what a peer holds is then a stale claim."""
+        views = peers.states(self.cfg.peers, self.cfg.listen_port, PEER_TIMEOUT)
+        return bool(views) and None not in views.values() and "MASTER" not in views.values()
 
     def _verified(self, result: Result) -> None:
         self.status["owner"] = result.converged and not result.dry_run
@@ -229,7 +238,8 @@ class Agent:
     def _next_pass(self, result: Result | None) -> float:
         """When to reconcile next: soon if the cloud is still half-moved, else after reconcile_interval."""
         interval = self.cfg.reconcile_interval
-        if result is not None and (result.pending or "verify" in result.failed) and not result.dry_run:
+        busy = result is not None and (result.pending or result.contested or "verify" in result.failed)
+        if busy and result is not None and not result.dry_run:
             interval = min(interval, RETRY_UNCONVERGED)
         return time.monotonic() + interval
 

@@ -1,8 +1,8 @@
-"""Asking the other members of the pair, over the LAN, whether one of them could carry the pair.
+"""Asking the other members of the pair, over the LAN, what they are and whether they could carry the pair.
 
-Used only where a wrong answer costs a move, never on the fast VRRP path: the upstream step-down. Every
-failure to get an answer (timeout, refusal, garbage) counts as "not eligible", so a lost message keeps the
-pair where it is rather than moving it.
+Used only where a wrong answer costs a move, never on the fast VRRP path: the upstream step-down, and the
+end of a split brain. Every failure to get an answer (timeout, refusal, garbage) counts as "not eligible"
+and "state unknown", so a lost message keeps the pair where it is rather than moving it.
 """
 
 from __future__ import annotations
@@ -38,3 +38,15 @@ def eligible_peer(peers: list[PeerRef], port: int, timeout: float) -> str | None
         if answer is not None and answer.get("eligible") is True:
             return peer.host
     return None
+
+
+def states(peers: list[PeerRef], port: int, timeout: float) -> dict[str, str | None]:
+    """Each peer's VRRP state as its agent reports it, asked in parallel; None where it did not answer."""
+    if not peers or not port:
+        return {}
+    with ThreadPoolExecutor(max_workers=len(peers)) as pool:
+        answers = list(pool.map(lambda p: ask(p, port, timeout), peers))
+    return {
+        p.host: (str(a["state"]) if a is not None and "state" in a else None)
+        for p, a in zip(peers, answers, strict=True)
+    }
