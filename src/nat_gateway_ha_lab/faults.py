@@ -369,12 +369,15 @@ class UpstreamDown(Fault):
 
 
 def clear() -> list[str]:
-    """Undo what faults left outside the hosts (the root namespace's rules, the global conntrack limit);
-    `natgw-lab down` calls it. Returns what it undid."""
+    """Undo what faults left outside the hosts (rules at the VPC router and on the management bridge, the
+    global conntrack limit); `natgw-lab down` and the fault matrix call it. Returns what it undid."""
     undone = []
-    if subprocess.run(["nft", "list", "table", "inet", FAULT_TABLE], capture_output=True).returncode == 0:
-        _drop_table(None)
-        undone.append(f"nft table inet {FAULT_TABLE}")
+    for ns in (None, network.VPC_NS):
+        where = [] if ns is None else ["ip", "netns", "exec", ns]
+        listed = subprocess.run([*where, "nft", "list", "table", "inet", FAULT_TABLE], capture_output=True)
+        if listed.returncode == 0:
+            _drop_table(ns)
+            undone.append(f"nft table inet {FAULT_TABLE} in {ns or 'the root namespace'}")
     for memo in sorted((paths.RUN_DIR / "faults").glob("*.json")):
         if memo.name.startswith(f"{ConntrackFull.name}-"):
             CT_MAX.write_text(f"{json.loads(memo.read_text())}\n")
