@@ -42,7 +42,7 @@ KINDS: dict[str, float] = {
     "vrrp-partition": 20,
     "upstream-down-both": 20,
 }
-RATE = 500_000  # bytes per second of the download
+RATE = 1_000_000  # bytes per second of the download (as in bench/failover.py)
 SPAN = 34.0  # seconds the download lasts; faults start 3 s in
 
 
@@ -78,7 +78,9 @@ def run_once(kind: str, index: int, raw_dir: Path) -> dict[str, Any]:
     fault = faults.FAULTS[kind]
     dl_out, pr_out = raw_dir / f"{kind}-{index}-download.json", raw_dir / f"{kind}-{index}-probes.json"
     size = int(RATE * SPAN)
-    sampler = _spawn("sampler.py", "--size", str(size), "--rate", str(RATE), "--out", str(dl_out))
+    sampler = _spawn(
+        "sampler.py", "--size", str(size), "--rate", str(RATE), "--stall-timeout", "35", "--out", str(dl_out)
+    )
     prober = _spawn("prober.py", "--duration", str(SPAN), "--out", str(pr_out))
     assert sampler.stdout is not None
     sampler.stdout.readline()  # "ready": bytes flow
