@@ -25,7 +25,7 @@ DEFAULT_CONFIG = Path("/etc/nat-gateway-ha/agent.json")
 def _run(cfg: AgentConfig, dry_run: bool) -> int:
     agents: list[Agent] = []
     # Health first: keepalived gets a verdict even while IMDS or EC2 are still out of reach.
-    health = make_health(cfg, lambda: bool(agents) and agents[0].state == "MASTER")
+    health = make_health(cfg, lambda: bool(agents) and agents[0].serves_pair())
     health.start()
     cloud = connect_until_ready(cfg)
     agent = Agent(cfg, cloud, dry_run=dry_run, state=initial_state(cfg), health=health)

@@ -89,7 +89,7 @@ class HealthConfig(StrictModel):
     Local checks (NAT ruleset, forwarding, conntrack headroom) are run by the agent every `interval` and
     written to keepalived's track file: a failure puts the VRRP instance in FAULT at once (inotify), so the
     master hands over and a backup cannot be elected. Link state is tracked by keepalived itself
-    (`track_interface`). Upstream probes run on the master only (only it has the EIP's public path) and
+    (`track_interface`). Upstream probes run on the owning master only (only it has the EIP's path) and
     lead to a step-down only when a peer reports itself eligible (see `nat_gateway_ha.health`).
     """
 

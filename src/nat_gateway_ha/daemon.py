@@ -58,7 +58,7 @@ class Agent:
         self.cloud = cloud
         self.dry_run = dry_run
         self.state = state
-        self.health = health or make_health(cfg, lambda: self.state == "MASTER")
+        self.health = health or make_health(cfg, self.serves_pair)
         self._claiming = False  # elected and not yet owner of everything: move what a peer holds too
         self._cond = threading.Condition()
         self._latest: Event | None = None
@@ -84,6 +84,10 @@ class Agent:
             "contested": [],
             "pid": os.getpid(),
         }
+
+    def serves_pair(self) -> bool:
+        """MASTER and verified owner: only then does the pair's egress (and an upstream probe) cross here."""
+        return self.state == "MASTER" and self.status["owner"] is True
 
     # -- input ----------------------------------------------------------------------------------------
     def submit(self, event: Event) -> None:
