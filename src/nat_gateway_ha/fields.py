@@ -86,7 +86,21 @@ def _split_command(value: object) -> object:
     return value.split() if isinstance(value, str) else value
 
 
-Command = Annotated[list[ScriptArg], BeforeValidator(_split_command), Field(min_length=1, max_length=16)]
+MAX_COMMAND = 512  # bytes of the whole command line: keeps keepalived's `script "..."` line short
+
+
+def _command_length(command: list[str]) -> list[str]:
+    if len(" ".join(command)) > MAX_COMMAND:
+        raise ValueError(f"the command line is longer than {MAX_COMMAND} bytes")
+    return command
+
+
+Command = Annotated[
+    list[ScriptArg],
+    BeforeValidator(_split_command),
+    Field(min_length=1, max_length=16),
+    AfterValidator(_command_length),
+]
 
 
 def check_secret(secret: str, max_bytes: int) -> str:

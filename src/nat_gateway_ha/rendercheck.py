@@ -31,7 +31,7 @@ def plain_lines(name: str, text: str) -> None:
     for number, line in enumerate(text.split("\n"), 1):
         if len(line.encode()) > MAX_LINE:
             raise CheckError(f"{name} line {number}: {len(line.encode())} bytes, over {MAX_LINE}")
-        if any(ord(c) < 32 and c != "\t" or ord(c) == 127 for c in line):
+        if any((ord(c) < 32 and c != "\t") or ord(c) == 127 for c in line):
             raise CheckError(f"{name} line {number}: a control character")
 
 
@@ -87,7 +87,12 @@ def _tool(name: str) -> str:
 
 def check_keepalived(text: str, interfaces: Sequence[str]) -> None:
     plain_lines("keepalived.conf", text)
-    _run("keepalived -t", [_tool("keepalived"), "-t", "-f"], keepalived_copy(text, interfaces, spare_interface()), ".conf")
+    _run(
+        "keepalived -t",
+        [_tool("keepalived"), "-t", "-f"],
+        keepalived_copy(text, interfaces, spare_interface()),
+        ".conf",
+    )
 
 
 def check_nft(text: str) -> None:

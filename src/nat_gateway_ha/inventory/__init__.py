@@ -131,10 +131,12 @@ def plan(
     """
     err = Errors()
     if not pairs:
-        raise PlanError(["pair -, host -, field members: the inventory has no pair group"])
+        raise PlanError(["pair -, host -, field members: the inventory has no pair group"], ["names"])
+    err.stage = "names"
     _check_names(err, pairs)
     if err.items:  # names are in every other message: stop before echoing them
-        raise PlanError(err.items)
+        raise PlanError(err.items, err.by)
+    err.stage = "models"
     member_of: dict[str, list[str]] = {}
     for pair, members in pairs.items():
         for h in members:
@@ -154,9 +156,10 @@ def plan(
             hosts[h] = r
     inventory = Inventory(pairs=pairs, member_of=member_of, specs=specs, hosts=hosts)
     for rule in RULES:
+        err.stage = rule.__name__
         rule(inventory, err)
     if err.items:
-        raise PlanError(err.items)
+        raise PlanError(err.items, err.by)
     pair_plans: dict[str, PairPlan] = {}
     host_plans: dict[str, HostPlan] = {}
     for pair, members, spec, resolved in inventory.complete():
