@@ -648,3 +648,8 @@ def test_script_user_reaches_the_plan_and_the_template() -> None:
     assert "    script_user natgw_checks\n" in _render(
         "keepalived/keepalived.conf.j2", p.to_vars()["hosts"]["gw-a1"]
     )
+
+
+def test_role_readme_names_every_rule() -> None:
+    readme = (ROOT / "roles/nat_gateway_ha/README.md").read_text()
+    assert all(f"| `{rule.__name__}` |" in readme for rule in RULES)

@@ -1,4 +1,4 @@
-"""The controller's check of rendered files: keepalived -t on an adapted copy, nft -c, keepalived's line limit."""
+"""The controller's check of rendered files: keepalived -t on an adapted copy, nft -c, the line limit."""
 
 from __future__ import annotations
 
