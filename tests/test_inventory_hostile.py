@@ -9,6 +9,7 @@ the end must still plan, and their keepalived.conf and nat.nft keep every line u
 from __future__ import annotations
 
 import copy
+import importlib.util
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -578,8 +579,21 @@ def test_a_refused_payload_is_never_echoed_whole() -> None:
     assert "notify_fifo_script" not in str(info.value)
 
 
+def _word_filter() -> Callable[..., str]:
+    spec = importlib.util.spec_from_file_location(
+        "word", ROOT / "roles/nat_gateway_ha/filter_plugins/nat_gateway_ha_word.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    word: Callable[..., str] = module.nat_gateway_ha_word
+    return word
+
+
 def _render(name: str, host_vars: dict[str, Any]) -> str:
+    """The role's template rendered as Ansible would (its second-wall filter included), without Ansible."""
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), undefined=jinja2.StrictUndefined)
+    env.filters["nat_gateway_ha_word"] = _word_filter()
     return env.get_template(name).render(nat_gateway_ha_this=host_vars, ansible_managed="Ansible managed")
 
 
@@ -653,3 +667,19 @@ def test_script_user_reaches_the_plan_and_the_template() -> None:
 def test_role_readme_names_every_rule() -> None:
     readme = (ROOT / "roles/nat_gateway_ha/README.md").read_text()
     assert all(f"| `{rule.__name__}` |" in readme for rule in RULES)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("interface", 'eth1"\n accept'), ("name", "VI_a }\nglobal_defs {"), ("priority", "150\n}")],
+)
+def test_templates_refuse_a_value_that_got_past_the_models(field: str, value: str) -> None:
+    """The second wall: even a plan built wrong cannot put a second statement into keepalived.conf."""
+    host_vars = run(base()).to_vars()["hosts"]["gw-a1"]
+    host_vars["keepalived"][field] = value
+    with pytest.raises(Exception, match="not a plain word"):
+        _render("keepalived/keepalived.conf.j2", host_vars)
+    if field == "interface":
+        host_vars["nat"]["wan_interface"] = value
+        with pytest.raises(Exception, match="not a plain word"):
+            _render("nat-gateway-ha/nat.nft.j2", host_vars)
