@@ -9,107 +9,28 @@ the end must still plan, and their keepalived.conf and nat.nft keep every line u
 from __future__ import annotations
 
 import copy
-import importlib.util
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-import jinja2
 import pytest
 
+from inventory_support import (
+    ROOT,
+    Inv,
+    base,
+    both,
+    host,
+    host_spec,
+    hvar,
+    pair,
+    rename_host,
+    rename_pair,
+    render,
+    run,
+)
 from nat_gateway_ha.inventory import PlanError, plan
 from nat_gateway_ha.inventory.rules import RULES
 from nat_gateway_ha.rendercheck import MAX_LINE
-
-ROOT = Path(__file__).resolve().parents[1]
-TEMPLATES = ROOT / "roles/nat_gateway_ha/templates/etc"
-Inv = dict[str, Any]
-
-
-def _pair(n: int) -> dict[str, Any]:
-    return {
-        "vrid": 50 + n,
-        "vips": [f"10.24{n}.0.1/32"],
-        "eips": [{"allocation_id": f"eipalloc-0{n}"}],
-        "route_tables": {"ids": [f"rtb-0{n}"]},
-    }
-
-
-def _host(pair: int, i: int) -> dict[str, Any]:
-    return {
-        "wan_address": f"10.{pair}0.{i}.10/24",
-        "wan_mac": f"02:00:00:00:{pair}{i}:00",
-        "lan_address": f"10.{pair}0.{i + 4}.10/24",
-        "lan_mac": f"02:00:00:00:{pair}{i}:01",
-        "eip_private_ips": [f"10.{pair}0.{i}.11"],
-    }
-
-
-def base() -> Inv:
-    """Pairs natgw_a (gw-a1, gw-a2) and natgw_b (gw-b1, gw-b2), sharing nothing."""
-    return {
-        "pairs": {
-            f"natgw_{p}": {"spec": _pair(n), "hosts": {f"gw-{p}{i}": _host(n, i) for i in (1, 2)}}
-            for n, p in ((1, "a"), (2, "b"))
-        },
-        "vars": {},
-    }
-
-
-def run(inv: Inv) -> Any:
-    pairs: dict[str, list[str]] = {}
-    hostvars: dict[str, dict[str, Any]] = {}
-    for name, group in inv["pairs"].items():
-        pairs[name] = list(group["hosts"])
-        for host, spec in group["hosts"].items():
-            hostvars[host] = {"nat_gateway_ha_pair": group["spec"], "nat_gateway_ha_host": spec}
-            hostvars[host] |= inv["vars"].get(host, {})
-    return plan(pairs, hostvars, use_facts=False)
-
-
-def pair(name: str, **over: Any) -> Callable[[Inv], None]:
-    def change(inv: Inv) -> None:
-        inv["pairs"][name]["spec"].update(over)
-
-    return change
-
-
-def host(pair_name: str, name: str, **over: Any) -> Callable[[Inv], None]:
-    def change(inv: Inv) -> None:
-        inv["pairs"][pair_name]["hosts"][name].update(over)
-
-    return change
-
-
-def hvar(name: str, **over: Any) -> Callable[[Inv], None]:
-    def change(inv: Inv) -> None:
-        inv["vars"].setdefault(name, {}).update(over)
-
-    return change
-
-
-def rename_host(pair_name: str, old: str, new: str) -> Callable[[Inv], None]:
-    def change(inv: Inv) -> None:
-        hosts = inv["pairs"][pair_name]["hosts"]
-        hosts[new] = hosts.pop(old)
-
-    return change
-
-
-def rename_pair(old: str, new: str) -> Callable[[Inv], None]:
-    def change(inv: Inv) -> None:
-        inv["pairs"][new] = inv["pairs"].pop(old)
-
-    return change
-
-
-def both(*changes: Callable[[Inv], None]) -> Callable[[Inv], None]:
-    def change(inv: Inv) -> None:
-        for c in changes:
-            c(inv)
-
-    return change
-
 
 A = "pair natgw_a, host gw-a1,gw-a2, field nat_gateway_ha_pair."
 B = "pair natgw_b, host gw-b1,gw-b2, field nat_gateway_ha_pair."
@@ -503,6 +424,12 @@ CASES: dict[str, tuple[str, Callable[[Inv], None], str, str]] = {
         A + "vips[0]",
         "vip_routes_need_host_routes",
     ),
+    "vpc_cidrs of 0.0.0.0/0 (nothing NATed)": (
+        "limits",
+        pair("natgw_a", vpc_cidrs=["0.0.0.0/0"]),
+        A + "vpc_cidrs[0]: 0.0.0.0/0 is wider",
+        "vpc_cidrs_are_ranges",
+    ),
     # --- structure ---
     "pair with one gateway": (
         "structure",
@@ -524,7 +451,7 @@ CASES: dict[str, tuple[str, Callable[[Inv], None], str, str]] = {
     ),
     "a gateway in two pairs": (
         "structure",
-        lambda inv: inv["pairs"]["natgw_b"]["hosts"].update({"gw-a1": _host(1, 1)}),
+        lambda inv: inv["pairs"]["natgw_b"]["hosts"].update({"gw-a1": host_spec(1, 1)}),
         "pair natgw_a,natgw_b, host gw-a1, field group membership",
         "host_serves_one_pair",
     ),
@@ -579,28 +506,10 @@ def test_a_refused_payload_is_never_echoed_whole() -> None:
     assert "notify_fifo_script" not in str(info.value)
 
 
-def _word_filter() -> Callable[..., str]:
-    spec = importlib.util.spec_from_file_location(
-        "word", ROOT / "roles/nat_gateway_ha/filter_plugins/nat_gateway_ha_word.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    word: Callable[..., str] = module.nat_gateway_ha_word
-    return word
-
-
-def _render(name: str, host_vars: dict[str, Any]) -> str:
-    """The role's template rendered as Ansible would (its second-wall filter included), without Ansible."""
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), undefined=jinja2.StrictUndefined)
-    env.filters["nat_gateway_ha_word"] = _word_filter()
-    return env.get_template(name).render(nat_gateway_ha_this=host_vars, ansible_managed="Ansible managed")
-
-
 def _lines_fit(p: Any) -> None:
     for host_vars in p.to_vars()["hosts"].values():
         for name in ("keepalived/keepalived.conf.j2", "nat-gateway-ha/nat.nft.j2"):
-            text = _render(name, host_vars)
+            text = render(name, host_vars)
             assert max(len(line.encode()) for line in text.splitlines()) <= MAX_LINE
 
 
@@ -609,7 +518,9 @@ LONGEST = "g" * 63
 
 VALID: dict[str, Callable[[Inv], None]] = {
     "two pairs as given": lambda inv: None,
-    "three gateways in a pair": lambda inv: inv["pairs"]["natgw_a"]["hosts"].update({"gw-a3": _host(1, 3)}),
+    "three gateways in a pair": lambda inv: inv["pairs"]["natgw_a"]["hosts"].update(
+        {"gw-a3": host_spec(1, 3)}
+    ),
     "VRRPv2 with an 8-byte PASS of symbols": pair("natgw_a", **V2, authentication={"auth_pass": "a$b%c&d*"}),
     "VRRPv2 with AH and the longest advert": pair(
         "natgw_a", vrrp_version=2, advert_int=255, authentication={"auth_type": "AH", "auth_pass": "k"}
@@ -659,7 +570,7 @@ def test_script_user_reaches_the_plan_and_the_template() -> None:
     assert (
         p.hosts["gw-a1"].script_user == "natgw_checks" and p.hosts["gw-a2"].script_user == "keepalived_script"
     )
-    assert "    script_user natgw_checks\n" in _render(
+    assert "    script_user natgw_checks\n" in render(
         "keepalived/keepalived.conf.j2", p.to_vars()["hosts"]["gw-a1"]
     )
 
@@ -678,8 +589,8 @@ def test_templates_refuse_a_value_that_got_past_the_models(field: str, value: st
     host_vars = run(base()).to_vars()["hosts"]["gw-a1"]
     host_vars["keepalived"][field] = value
     with pytest.raises(Exception, match="not a plain word"):
-        _render("keepalived/keepalived.conf.j2", host_vars)
+        render("keepalived/keepalived.conf.j2", host_vars)
     if field == "interface":
         host_vars["nat"]["wan_interface"] = value
         with pytest.raises(Exception, match="not a plain word"):
-            _render("nat-gateway-ha/nat.nft.j2", host_vars)
+            render("nat-gateway-ha/nat.nft.j2", host_vars)

@@ -7,6 +7,7 @@ import shutil
 
 import pytest
 
+from inventory_support import base, pair, render, run
 from nat_gateway_ha.rendercheck import (
     MAX_LINE,
     CheckError,
@@ -15,7 +16,6 @@ from nat_gateway_ha.rendercheck import (
     keepalived_copy,
     plain_lines,
 )
-from test_inventory_hostile import _render, base, pair, run
 
 CONF = """global_defs {
     script_user keepalived_script
@@ -68,8 +68,8 @@ def _files(**over: object) -> tuple[str, str, list[str]]:
     pair("natgw_a", **over)(inv)
     host_vars = run(inv).to_vars()["hosts"]["gw-a1"]
     interfaces = [host_vars["keepalived"]["interface"], host_vars["nat"]["wan_interface"]]
-    conf = _render("keepalived/keepalived.conf.j2", host_vars)
-    return conf, _render("nat-gateway-ha/nat.nft.j2", host_vars), interfaces
+    conf = render("keepalived/keepalived.conf.j2", host_vars)
+    return conf, render("nat-gateway-ha/nat.nft.j2", host_vars), interfaces
 
 
 @needs_tools

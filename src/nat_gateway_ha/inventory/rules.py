@@ -103,6 +103,15 @@ def vip_routes_need_host_routes(inv: Inventory, err: Errors) -> None:
                     err.add(pair, inv.pairs[pair], f"{PAIR_VAR}.vips[{i}]", "vip_routes needs /32 VIPs")
 
 
+def vpc_cidrs_are_ranges(inv: Inventory, err: Errors) -> None:
+    """vpc_cidrs wider than /8 (0.0.0.0/0) would exempt every destination from NAT: nothing would be NATed."""
+    for pair, spec in inv.specs.items():
+        for i, cidr in enumerate(spec.vpc_cidrs):
+            if cidr.prefixlen < 8:
+                msg = f"{cidr} is wider than any VPC (/8): traffic to it is never NATed"
+                err.add(pair, inv.pairs[pair], f"{PAIR_VAR}.vpc_cidrs[{i}]", msg)
+
+
 _METRICS_PATH: TypeAdapter[str] = TypeAdapter(MetricsPath)
 
 
@@ -304,6 +313,7 @@ RULES: tuple[Rule, ...] = (
     host_serves_one_pair,
     vrrp_version_limits,
     vip_routes_need_host_routes,
+    vpc_cidrs_are_ranges,
     agent_paths_are_allowed,
     priorities_are_distinct,
     host_addresses_in_own_subnets,
