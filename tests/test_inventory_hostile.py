@@ -540,6 +540,12 @@ VALID: dict[str, Callable[[Inv], None]] = {
         pair("natgw_a", route_tables={"tags": {"Network": "private"}}, region="eu-west-1"),
         pair("natgw_b", route_tables={"tags": {"Network": "private"}}, region="us-east-1"),
     ),
+    "two VPCs reuse a VIP, addresses and tags": both(
+        pair("natgw_a", vpc_cidrs=["10.10.0.0/16"], route_tables={"tags": {"Network": "private"}}),
+        pair("natgw_b", vpc_cidrs=["10.20.0.0/16"], route_tables={"tags": {"Network": "private"}}),
+        pair("natgw_b", vips=["10.241.0.1/32"], vrid=51),
+        host("natgw_b", "gw-b1", lan_address="10.10.5.10/24"),
+    ),
     "a dedicated script user": hvar("gw-a1", nat_gateway_ha_script_user="natgw_checks"),
     "the most VIPs and EIPs a pair may have": both(
         pair(

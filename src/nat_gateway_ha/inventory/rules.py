@@ -226,10 +226,11 @@ def vips_are_usable(inv: Inventory, err: Errors) -> None:
                 err.add(pair, members, f"{PAIR_VAR}.vips[{i}]", f"VIP {vip.ip} is {why}")
 
 
-def addresses_are_unique(inv: Inventory, err: Errors) -> None:
-    """No address is held twice: by two gateways (of any pair), a gateway and a VIP, or two pairs' VIPs."""
-    owner: dict[IPv4Address, str] = {}
+def _owners(inv: Inventory, err: Errors) -> dict[str, dict[IPv4Address, str]]:
+    """Each complete pair's addresses and the gateway holding each; one address on two members is an error."""
+    out: dict[str, dict[IPv4Address, str]] = {}
     for pair, members, _spec, hosts in inv.complete():
+        owner = out.setdefault(pair, {})
         for h in members:
             seen: set[IPv4Address] = set()
             for field, addr in hosts[h].addresses():
@@ -240,20 +241,40 @@ def addresses_are_unique(inv: Inventory, err: Errors) -> None:
                     err.add(pair, h, field, f"{addr} is also an address of {owner[addr]}")
                 else:
                     owner[addr] = h
-    vip_of: dict[IPv4Address, str] = {}
-    for pair, members, spec, _hosts in inv.complete():
-        for i, vip in enumerate(spec.vips):
-            field = f"{PAIR_VAR}.vips[{i}]"
-            if vip.ip in owner:
-                err.add(pair, owner[vip.ip] if owner[vip.ip] in members else members, field,
-                        f"VIP {vip.ip} equals an address of {owner[vip.ip]}")  # fmt: skip
-            elif vip.ip in vip_of and vip_of[vip.ip] != pair:
-                err.add(pair, members, field, f"VIP {vip.ip} is also a VIP of pair {vip_of[vip.ip]}")
-            vip_of.setdefault(vip.ip, pair)
+    return out
+
+
+def addresses_are_unique(inv: Inventory, err: Errors) -> None:
+    """No address held twice in a VPC: by two gateways (of any pair), a gateway and a VIP, two pairs' VIPs."""
+    owners = _owners(inv, err)
+    names = list(owners)
+    near = {p: [o for o in names if o != p and _may_share_a_vpc(inv.specs[p], inv.specs[o])] for p in names}
+    for i, pair in enumerate(names):
+        for addr, h in owners[pair].items():
+            other = next((owners[o][addr] for o in near[pair] if o in names[:i] and addr in owners[o]), None)
+            if other is not None:
+                field = next(f for f, a in inv.hosts[h].addresses() if a == addr)
+                err.add(pair, h, field, f"{addr} is also an address of {other}")
+    for i, pair in enumerate(names):
+        members = inv.pairs[pair]
+        for j, vip in enumerate(inv.specs[pair].vips):
+            field = f"{PAIR_VAR}.vips[{j}]"
+            holder = owners[pair].get(vip.ip) or next(
+                (owners[o][vip.ip] for o in near[pair] if vip.ip in owners[o]), None
+            )
+            twin = next(
+                (o for o in near[pair] if o in names[:i] and any(v.ip == vip.ip for v in inv.specs[o].vips)),
+                None,
+            )
+            if holder is not None:
+                hosts = holder if holder in members else members
+                err.add(pair, hosts, field, f"VIP {vip.ip} equals an address of {holder}")
+            elif twin is not None:
+                err.add(pair, members, field, f"VIP {vip.ip} is also a VIP of pair {twin}")
 
 
 def vrid_unique_on_shared_lan(inv: Inventory, err: Errors) -> None:
-    """Two pairs whose LAN subnets overlap must not use the same VRID: their adverts would mix."""
+    """Two pairs whose LAN subnets overlap (one VPC) must not use the same VRID: their adverts would mix."""
     lans = {
         pair: [r.lan.address.network for r in hosts.values() if r.lan.address is not None]
         for pair, _members, _spec, hosts in inv.complete()
@@ -261,7 +282,7 @@ def vrid_unique_on_shared_lan(inv: Inventory, err: Errors) -> None:
     names = list(lans)
     for i, a in enumerate(names):
         for b in names[i + 1 :]:
-            if inv.specs[a].vrid != inv.specs[b].vrid:
+            if inv.specs[a].vrid != inv.specs[b].vrid or not _may_share_a_vpc(inv.specs[a], inv.specs[b]):
                 continue
             if any(x.overlaps(y) for x in lans[a] for y in lans[b]):
                 for p, other in ((a, b), (b, a)):
