@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from nat_gateway_ha.config import AgentConfig
+from nat_gateway_ha.config import AgentConfig, AgentTunables
 from nat_gateway_ha.inventory import HostSpec, PairSpec, PlanError, plan
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -315,3 +315,17 @@ def test_argument_specs_describe_every_model_field() -> None:
     }  # fmt: skip
     defaults = yaml.safe_load((ROOT / "roles/nat_gateway_ha/defaults/main.yml").read_text())
     assert set(defaults) <= set(options)
+
+
+def test_agent_tunables_are_listed_where_users_read_them() -> None:
+    specs = yaml.safe_load((ROOT / "roles/nat_gateway_ha/meta/argument_specs.yml").read_text())
+    described = specs["argument_specs"]["main"]["options"]["nat_gateway_ha_pair"]["options"]["agent"][
+        "description"
+    ]
+    readme_row = next(
+        line
+        for line in (ROOT / "roles/nat_gateway_ha/README.md").read_text().splitlines()
+        if line.startswith("| `agent`")
+    )
+    for name in AgentTunables.model_fields:
+        assert name in described and f"`{name}`" in readme_row, name
