@@ -430,6 +430,52 @@ CASES: dict[str, tuple[str, Callable[[Inv], None], str, str]] = {
         A + "vpc_cidrs[0]: 0.0.0.0/0 is wider",
         "vpc_cidrs_are_ranges",
     ),
+    "LAN interface lo": (
+        "structure",
+        host("natgw_a", "gw-a1", lan_interface="lo"),
+        A1 + "nat_gateway_ha_host.lan_interface: lo",
+        "host_interfaces_are_usable",
+    ),
+    "LAN and WAN the same interface": (
+        "structure",
+        host("natgw_a", "gw-a1", wan_interface="eth1"),
+        A1 + "nat_gateway_ha_host.wan_interface: eth1 is also",
+        "host_interfaces_are_usable",
+    ),
+    "WAN address is the subnet's VPC router": (
+        "address",
+        host("natgw_a", "gw-a1", wan_address="10.10.1.1/24"),
+        A1 + "nat_gateway_ha_host.wan_address: 10.10.1.1 is the subnet's VPC router",
+        "host_addresses_are_plain",
+    ),
+    "EIP private IP is the subnet's broadcast": (
+        "address",
+        host("natgw_a", "gw-a1", eip_private_ips=["10.10.1.255"]),
+        A1 + "nat_gateway_ha_host.eip_private_ips[0]: 10.10.1.255 is the subnet's broadcast",
+        "host_addresses_are_plain",
+    ),
+    "lan_router is the gateway itself": (
+        "address",
+        host("natgw_a", "gw-a1", lan_router="10.10.5.10"),
+        A1 + "nat_gateway_ha_host.lan_router: 10.10.5.10 is an address of gw-a1",
+        "host_addresses_are_plain",
+    ),
+    "one private IP for two EIPs": (
+        "shared",
+        both(
+            pair("natgw_a", eips=[{"allocation_id": "eipalloc-0a1"}, {"allocation_id": "eipalloc-0a2"}]),
+            host("natgw_a", "gw-a1", eip_private_ips=["10.10.1.11", "10.10.1.11"]),
+            host("natgw_a", "gw-a2", eip_private_ips=["10.10.2.11", "10.10.2.12"]),
+        ),
+        A1 + "nat_gateway_ha_host.eip_private_ips[1]: 10.10.1.11 is listed twice",
+        "host_addresses_are_plain",
+    ),
+    "subnets outside vpc_cidrs (another VPC's CIDR)": (
+        "structure",
+        pair("natgw_a", vpc_cidrs=["10.99.0.0/16"]),
+        A + "vpc_cidrs: 10.10.5.0/24 of eth1 is outside vpc_cidrs (gw-a1)",
+        "subnets_inside_vpc_cidrs",
+    ),
     # --- structure ---
     "pair with one gateway": (
         "structure",
@@ -541,8 +587,8 @@ VALID: dict[str, Callable[[Inv], None]] = {
         pair("natgw_b", route_tables={"tags": {"Network": "private"}}, region="us-east-1"),
     ),
     "two VPCs reuse a VIP, addresses and tags": both(
-        pair("natgw_a", vpc_cidrs=["10.10.0.0/16"], route_tables={"tags": {"Network": "private"}}),
-        pair("natgw_b", vpc_cidrs=["10.20.0.0/16"], route_tables={"tags": {"Network": "private"}}),
+        pair("natgw_a", region="eu-west-1", route_tables={"tags": {"Network": "private"}}),
+        pair("natgw_b", region="us-east-1", route_tables={"tags": {"Network": "private"}}),
         pair("natgw_b", vips=["10.241.0.1/32"], vrid=51),
         host("natgw_b", "gw-b1", lan_address="10.10.5.10/24"),
     ),

@@ -176,6 +176,57 @@ def host_addresses_in_own_subnets(inv: Inventory, err: Errors) -> None:
                     err.add(pair, h, field, f"{ip} is outside {r.wan.interface}'s subnet {wan.network}")
 
 
+def host_interfaces_are_usable(inv: Inventory, err: Errors) -> None:
+    """LAN and WAN are two interfaces, neither loopback (keepalived will not run VRRP on lo)."""
+    for h, r in inv.hosts.items():
+        pair = ",".join(inv.member_of[h])
+        for side, name in (("lan", r.lan.interface), ("wan", r.wan.interface)):
+            if name == "lo":
+                err.add(pair, h, f"{HOST_VAR}.{side}_interface", "lo is loopback: give the ENI's interface")
+        if r.lan.interface == r.wan.interface:
+            err.add(pair, h, f"{HOST_VAR}.wan_interface", f"{r.wan.interface} is also the LAN interface")
+
+
+def host_addresses_are_plain(inv: Inventory, err: Errors) -> None:
+    """No gateway address is reserved in its subnet; lan_router is no own address; EIP private IPs differ."""
+    for pair, members, _spec, hosts in inv.complete():
+        for h in members:
+            r = hosts[h]
+            lan, wan = r.lan.address, r.wan.address
+            assert lan is not None and wan is not None
+            checks = [
+                (f"{HOST_VAR}.lan_address", lan.ip, lan.network),
+                (f"{HOST_VAR}.wan_address", wan.ip, wan.network),
+                *(
+                    (f"{HOST_VAR}.eip_private_ips[{i}]", ip, wan.network)
+                    for i, ip in enumerate(r.spec.eip_private_ips)
+                ),
+            ]
+            if r.spec.unicast_src_ip is not None:
+                checks.append((f"{HOST_VAR}.unicast_src_ip", r.spec.unicast_src_ip, lan.network))
+            for field, ip, net in checks:
+                why = _special(ip) or _reserved_in(net).get(ip)
+                if why is not None:
+                    err.add(pair, h, field, f"{ip} is {why}")
+            if r.spec.lan_router is not None and r.spec.lan_router in {a for _f, a in r.addresses()}:
+                err.add(pair, h, f"{HOST_VAR}.lan_router", f"{r.spec.lan_router} is an address of {h} itself")
+            ips = r.spec.eip_private_ips
+            for i, ip in enumerate(ips):
+                if ip in ips[:i]:
+                    err.add(pair, h, f"{HOST_VAR}.eip_private_ips[{i}]", f"{ip} is listed twice: one per EIP")
+
+
+def subnets_inside_vpc_cidrs(inv: Inventory, err: Errors) -> None:
+    """Each gateway's LAN and WAN subnets lie in the pair's vpc_cidrs: otherwise they name another VPC."""
+    for pair, members, spec, hosts in inv.complete():
+        for h in members:
+            for side in (hosts[h].lan, hosts[h].wan):
+                assert side.address is not None
+                if not any(side.address.network.subnet_of(c) for c in spec.vpc_cidrs if c.prefixlen <= 32):
+                    msg = f"{side.address.network} of {side.interface} is outside vpc_cidrs"
+                    err.add(pair, members, f"{PAIR_VAR}.vpc_cidrs", f"{msg} ({h})")
+
+
 def _reserved_in(net: IPv4Network) -> dict[IPv4Address, str]:
     """The addresses of a VPC subnet no host may hold: network, router, DNS, reserved, broadcast."""
     if net.prefixlen > 28:
@@ -337,7 +388,10 @@ RULES: tuple[Rule, ...] = (
     vpc_cidrs_are_ranges,
     agent_paths_are_allowed,
     priorities_are_distinct,
+    host_interfaces_are_usable,
     host_addresses_in_own_subnets,
+    host_addresses_are_plain,
+    subnets_inside_vpc_cidrs,
     vips_are_usable,
     addresses_are_unique,
     vrid_unique_on_shared_lan,
