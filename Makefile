@@ -5,7 +5,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 PYTEST := $(VENV)/bin/pytest
 
-.PHONY: bootstrap test lint unit render-test molecule lab lab-down lab-status bench bench-agent clean
+.PHONY: bootstrap test lint unit render-test molecule lab lab-down lab-status bench bench-agent bench-faults clean
 
 bootstrap:
 	@scripts/bootstrap
@@ -42,8 +42,12 @@ lab-status: bootstrap
 bench-agent: bootstrap
 	python bench/agent_takeover.py
 
-bench: bootstrap
+bench: bootstrap bench-faults
 	python bench/failover.py $(BENCH_ARGS)
+
+## make bench-faults: every fault of the matrix under a download (needs `make lab` first)
+bench-faults: bootstrap
+	python bench/fault_matrix.py $(FAULT_ARGS)
 
 clean: lab-down
 	rm -rf $(VENV)

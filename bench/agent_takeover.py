@@ -25,9 +25,9 @@ os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
 
 from nat_gateway_ha import log
-from nat_gateway_ha.cli import connect
 from nat_gateway_ha.config import AgentConfig
 from nat_gateway_ha.daemon import Agent
+from nat_gateway_ha.startup import connect
 from nat_gateway_ha_lab import cloud, imds, topology
 from nat_gateway_ha_lab.seed import moto_mac_setter, seed
 

@@ -18,7 +18,8 @@ RAW = RESULTS / "raw"
 KIND_LABELS = {
     "stop": "systemctl stop keepalived",
     "sigkill": "SIGKILL every keepalived process",
-    "linkdown": "master's LAN link down",
+    "lan-down": "master's LAN link down",
+    "linkdown": "master's LAN link down",  # the kind's name in results before the faults moved to the lab
 }
 VARIANT_LABELS = {"project": "project defaults", "seed": "seed (blog post)"}
 DIRECTIONS = ("failover", "failback")

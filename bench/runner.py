@@ -17,9 +17,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from faults import Fault
 from lab import Lab, LabError, PlaneEvent
 from metrics import longest_gap
+from nat_gateway_ha_lab.faults import Fault
 from seed import Baseline
 
 SAMPLER = Path(__file__).resolve().parent / "sampler.py"
@@ -189,13 +189,13 @@ def run_once(
     try:
         for old, new in ((first, second), (second, first)):
             try:
-                tr = Transition(old, new, fault.inject(lab, old))
+                tr = Transition(old, new, fault.inject(old))
                 transitions.append(tr)
                 observer.takeover(tr)
                 time.sleep(max(0.0, tr.fault_at + profile.hold - time.time()))
             finally:
                 restored = time.time()
-                fault.restore(lab, old)
+                fault.restore(old)
             if observer.wait_backup(old, restored) is None:
                 tr.notes.append(f"{old} did not log BACKUP within 20 s of its restore")
             time.sleep(profile.settle)

@@ -14,9 +14,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from faults import StopKeepalived
 from lab import CLOUD_JSON, Lab, LabError
 from nat_gateway_ha_lab import seed as lab_seed
+from nat_gateway_ha_lab.faults import StopKeepalived
 from nat_gateway_ha_lab.seed import CloudState
 from runner import Observer, Profile, Transition
 from seed import AGENT_UNIT, Baseline
@@ -77,14 +77,14 @@ def agent_convergence(lab: Lab, sizes: list[int], runs: int, log: Any) -> dict[s
             for i in range(runs + 1):
                 master = lab.wait("a single VRRP master", lab.vrrp_master, 30)
                 new = next(g for g in lab.gateways if g != master)
-                tr = Transition(master, new, fault.inject(lab, master))
+                tr = Transition(master, new, fault.inject(master))
                 try:
                     observer.takeover(tr)
                 except LabError as exc:
                     log(f"sweep agent {size} tables run {i}: {exc}")
                 finally:
                     restored = time.time()
-                    fault.restore(lab, master)
+                    fault.restore(master)
                     observer.wait_backup(master, restored)
                 if i > 0:  # the first takeover after a restart warms the agent up
                     figures.append(tr.convergence)

@@ -217,10 +217,31 @@ def agent_config(world: World, host: str, imds_url: str, tmp: Any, **overrides: 
     return AgentConfig.model_validate(base)
 
 
+PRIORITIES = {"gw1": 150, "gw2": 140}  # what the inventory derives for the lab pair
+
+
+def peers_of(host: str) -> dict[str, Any]:
+    """The agent config keys that make `host` aware of its peer, as the role renders them."""
+    return {
+        "priority": PRIORITIES[host],
+        "peers": [
+            {
+                "host": g.name,
+                "address": str(g.nic("eth1").address),
+                "priority": PRIORITIES[g.name],
+                "lan_mac": g.nic("eth1").mac,
+                "wan_mac": g.nic("eth0").mac,
+            }
+            for g in topology.gateways()
+            if g.name != host
+        ],
+    }
+
+
 @pytest.fixture
 def connect_as(imds_server: imds.ImdsHandle, tmp_path: Any) -> Iterator[Any]:
     """`connect_as(world, host, **config_overrides) -> Cloud`: the agent's start-up (IMDS, resolve)."""
-    from nat_gateway_ha.cli import connect
+    from nat_gateway_ha.startup import connect
 
     made: list[Any] = []
 

@@ -7,13 +7,16 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
-from conftest import eip_target, route_targets
+from conftest import eip_target, peers_of, route_targets
 from nat_gateway_ha import status
 from nat_gateway_ha.cli import main
-from nat_gateway_ha.daemon import Agent, initial_state
+from nat_gateway_ha.daemon import Agent
+from nat_gateway_ha.endpoint import Endpoint
+from nat_gateway_ha.keepalived import initial_state
 from nat_gateway_ha_lab import cloud
 
 
@@ -234,3 +237,79 @@ def test_sigkilled_keepalived_stops_reconciling_so_the_dead_master_does_not_figh
         inprocess_world.eni("gw1", "eth1")
     }
     assert eip_target(inprocess_world.ec2)[0] == inprocess_world.eni("gw1", "eth0")
+
+
+def test_a_peer_claim_is_not_fought_but_reported_as_split_brain(
+    inprocess_world, running, connect_as, tmp_path
+) -> None:
+    """Both MASTER (VRRP lost between them): the cloud moves once, to the later claimant, and stays; once
+    the peer says it is no longer master (the split healed), the VRRP master claims."""
+    peer_says = {"state": "MASTER"}
+    stub = Endpoint("127.0.0.1", 0, {"/peer": lambda: (200, dict(peer_says))})  # gw1's agent, as gw2 sees it
+    stub.serve_in_background()
+    keys = peers_of("gw2")
+    keys["peers"][0]["address"] = "127.0.0.1"
+    agent, write = running(
+        inprocess_world,
+        "gw2",
+        reconcile_interval=0.2,
+        metrics_textfile=str(tmp_path / "natgw.prom"),
+        listen_port=stub.server_address[1],
+        **keys,
+    )
+    try:
+        write('INSTANCE "VI_1" MASTER 140')
+        _wait(lambda: agent.status["owner"] is True)
+        assert connect_as(inprocess_world, "gw1", **peers_of("gw1")).takeover(claim=True).converged
+        cloud.reset_calls()
+        _wait(lambda: agent.status["split_brain"] is True)
+        time.sleep(2.5)  # reconcile passes, each asking the peer
+        assert cloud.mutating_calls() == [], "the earlier master took the cloud back: a fight"
+        assert eip_target(inprocess_world.ec2)[0] == inprocess_world.eni("gw1", "eth0")
+        assert agent.status["owner"] is False and agent.status["contested"]
+        text = agent.cfg.metrics_textfile.read_text()
+        assert 'natgw_ha_split_brain{pair="lab",host="gw2"} 1' in text
+        peer_says["state"] = "BACKUP"  # the heal, with no MASTER_RX_LOWER_PRI line (the peer yielded first)
+        _wait(lambda: agent.status["owner"] is True and agent.status["split_brain"] is False, timeout=5)
+        assert eip_target(inprocess_world.ec2)[0] == inprocess_world.eni("gw2", "eth0")
+    finally:
+        stub.shutdown()
+        stub.server_close()
+
+
+def test_drift_to_anything_but_a_peer_is_still_repaired(inprocess_world, running) -> None:
+    ec2 = inprocess_world.ec2
+    agent, write = running(inprocess_world, "gw2", reconcile_interval=0.2, **peers_of("gw2"))
+    write('INSTANCE "VI_1" MASTER 140')
+    _wait(lambda: agent.status["owner"] is True)
+    rtb = inprocess_world.private_tables[2]
+    client_eni = inprocess_world.eni("client", "eth0")
+    ec2.replace_route(RouteTableId=rtb, DestinationCidrBlock="0.0.0.0/0", NetworkInterfaceId=client_eni)
+    _wait(lambda: agent.status["repairs"] >= 1)
+    assert route_targets(ec2, [rtb])[rtb] == inprocess_world.eni("gw2", "eth1")
+    assert agent.status["split_brain"] is False
+
+
+def test_two_claimants_at_once_leave_the_cloud_whole(inprocess_world, connect_as) -> None:
+    """EC2 has no compare-and-swap: two claims racing must still end with every resource on one gateway."""
+    gw1 = connect_as(inprocess_world, "gw1", **peers_of("gw1"))
+    gw2 = connect_as(inprocess_world, "gw2", **peers_of("gw2"))
+    assert gw1.target.wins_conflicts and not gw2.target.wins_conflicts
+    host_of = {inprocess_world.eni(g, nic): g for g in ("gw1", "gw2") for nic in ("eth0", "eth1")}
+    for _ in range(4):
+        results: dict[str, Any] = {}
+
+        def claim(name: str, c: Any, out: dict[str, Any] = results) -> None:
+            out[name] = c.takeover(claim=True)
+
+        threads = [threading.Thread(target=claim, args=a) for a in (("gw1", gw1), ("gw2", gw2))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+        holders = [*route_targets(inprocess_world.ec2, inprocess_world.private_tables).values()]
+        holders.append(eip_target(inprocess_world.ec2)[0])
+        hosts = {host_of.get(h or "") for h in holders}
+        assert len(hosts) == 1, f"half-moved: {holders}"
+        winner = hosts.pop()
+        assert winner is not None and results[winner].converged

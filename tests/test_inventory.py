@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from nat_gateway_ha.config import AgentConfig, AgentTunables
+from nat_gateway_ha.config import AgentConfig, AgentTunables, HealthConfig
 from nat_gateway_ha.inventory import HostSpec, PairSpec, PlanError, plan
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -313,6 +313,7 @@ def test_argument_specs_describe_every_model_field() -> None:
     assert _spec_options(pair_opts["options"]["track_script"]) == {
         "script", "interval", "timeout", "fall", "rise", "weight",
     }  # fmt: skip
+    assert _spec_options(pair_opts["options"]["health"]) == set(HealthConfig.model_fields)
     defaults = yaml.safe_load((ROOT / "roles/nat_gateway_ha/defaults/main.yml").read_text())
     assert set(defaults) <= set(options)
 

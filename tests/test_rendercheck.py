@@ -40,13 +40,27 @@ vrrp_instance VI_a {
 
 
 def test_copy_renames_only_interfaces_sets_a_known_user_and_drops_script_blocks() -> None:
-    copy = keepalived_copy(CONF.replace("priority 150", "priority 150\n    ens6_note ens6"), ["ens6"], "eth9")
+    copy = keepalived_copy(
+        CONF.replace("priority 150", "priority 150\n    ens6_note ens6"), ["ens6"], ["eth9"]
+    )
     assert "interface eth9" in copy and "10.0.4.1/32 via 10.0.3.1 dev eth9" in copy
     assert "10.240.0.1/32 dev eth9" in copy
     assert "ens6_note ens6" in copy  # not an interface position: left alone
     assert "script_user nobody" in copy
     assert "vrrp_script" not in copy and "track_script" not in copy and "chk" not in copy
     assert "priority 150" in copy and copy.count("{") == copy.count("}")
+
+
+def test_each_gateway_interface_gets_its_own_controller_interface_or_tracking_is_dropped() -> None:
+    conf = "vrrp_instance V {\n    interface ens6\n    track_interface {\n        ens5 weight 0\n    }\n}"
+    assert keepalived_copy(conf, ["ens6", "ens5"], ["a0", "b0"]).split("\n") == [
+        "vrrp_instance V {", "    interface b0", "    track_interface {", "        a0 weight 0", "    }", "}",
+    ]  # fmt: skip
+    assert keepalived_copy(conf, ["ens6", "ens5"], ["a0"]).split("\n") == [
+        "vrrp_instance V {",
+        "    interface a0",
+        "}",
+    ]
 
 
 def test_lines_over_keepalived_limit_or_with_control_characters_are_refused() -> None:

@@ -12,44 +12,24 @@ from typing import Any
 from pydantic import ValidationError
 
 from nat_gateway_ha import iam, log, status
-from nat_gateway_ha.aws import ec2_client
 from nat_gateway_ha.config import AgentConfig
-from nat_gateway_ha.daemon import Agent, initial_state
-from nat_gateway_ha.imds import ImdsClient, ImdsError
-from nat_gateway_ha.resolve import ResolveError, resolve, source_dest_check
-from nat_gateway_ha.takeover import Cloud
+from nat_gateway_ha.daemon import Agent, make_health
+from nat_gateway_ha.imds import ImdsError
+from nat_gateway_ha.keepalived import initial_state
+from nat_gateway_ha.resolve import ResolveError
+from nat_gateway_ha.startup import connect, connect_until_ready
 
 DEFAULT_CONFIG = Path("/etc/nat-gateway-ha/agent.json")
 
 
-def connect(cfg: AgentConfig) -> Cloud:
-    """IMDS once, EC2 resolution once; then a warm Cloud ready for takeovers."""
-    identity = ImdsClient(cfg.imds_url, timeout=cfg.api_connect_timeout).identity()
-    ec2 = ec2_client(cfg, cfg.region or identity.region)
-    target = resolve(cfg, identity, ec2)
-    checks = source_dest_check(ec2, target)
-    for eni, on in sorted(checks.items()):
-        if on:
-            log.error(
-                "source_dest_check_enabled",
-                eni=eni,
-                hint="forwarded traffic is dropped; run nat_gateway_ha_cloud with source_dest_check=false",
-            )
-    log.info(
-        "resolved",
-        instance=target.instance_id,
-        wan_eni=target.wan_eni_id,
-        lan_eni=target.lan_eni_id,
-        eips=",".join(e.allocation_id for e in target.eips),
-        route_tables=len(target.route_tables),
-    )
-    return Cloud(ec2, target, cfg.max_concurrency)
-
-
 def _run(cfg: AgentConfig, dry_run: bool) -> int:
-    cloud = connect(cfg)
-    cloud.observe()  # warms the connection pool, so the first takeover pays no TCP set-up
-    agent = Agent(cfg, cloud, dry_run=dry_run, state=initial_state(cfg))
+    agents: list[Agent] = []
+    # Health first: keepalived gets a verdict even while IMDS or EC2 are still out of reach.
+    health = make_health(cfg, lambda: bool(agents) and agents[0].state == "MASTER")
+    health.start()
+    cloud = connect_until_ready(cfg)
+    agent = Agent(cfg, cloud, dry_run=dry_run, state=initial_state(cfg), health=health)
+    agents.append(agent)
     signal.signal(signal.SIGTERM, lambda *_: agent.stop())
     signal.signal(signal.SIGINT, lambda *_: agent.stop())
     agent.run()

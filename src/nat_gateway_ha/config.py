@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -78,6 +78,58 @@ class EipBinding(StrictModel):
     private_ip: IPv4Address
 
 
+class UpstreamTarget(StrictModel):
+    """One place on the internet the master probes through its EIP's private address."""
+
+    host: IPv4Address
+    port: Annotated[int, Field(ge=1, le=65535)] = 443
+
+
+class HealthConfig(StrictModel):
+    """Data-path health: what makes a gateway give up mastership, or refuse it, while VRRP itself is fine.
+
+    Local checks (NAT ruleset, forwarding, conntrack headroom) are run by the agent every `interval` and
+    written to keepalived's track file: a failure puts the VRRP instance in FAULT at once (inotify), so the
+    master hands over and a backup cannot be elected. Link state is tracked by keepalived itself
+    (`track_interface`). Upstream probes run on the master only (only it has the EIP's public path) and
+    lead to a step-down only when a peer reports itself eligible (see `nat_gateway_ha.health`).
+    """
+
+    enabled: bool = True
+    interval: Annotated[float, Field(ge=0.1, le=10)] = 0.5
+    fall: Annotated[int, Field(ge=1, le=20)] = 2
+    rise: Annotated[int, Field(ge=1, le=100)] = 4
+    nat_table: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")] = "nat_gateway_ha"
+    conntrack_high_water: Annotated[float, Field(gt=0.5, le=1.0)] = 0.9
+    upstream_targets: list[UpstreamTarget] = Field(
+        default_factory=lambda: [
+            UpstreamTarget(host=IPv4Address("1.1.1.1")),
+            UpstreamTarget(host=IPv4Address("8.8.8.8")),
+            UpstreamTarget(host=IPv4Address("9.9.9.9")),
+        ],
+        max_length=16,
+    )
+    upstream_method: Literal["tcp", "icmp"] = "tcp"
+    upstream_interval: Annotated[float, Field(ge=0.5, le=60)] = 2.0
+    upstream_timeout: Annotated[float, Field(ge=0.05, le=5)] = 0.5
+    upstream_fall: Annotated[int, Field(ge=1, le=20)] = 3
+    # After an upstream step-down this gateway stays in FAULT for `upstream_holddown` seconds (long enough
+    # for the peer to be elected), and tells its peers for `upstream_memory` seconds that its own path
+    # failed, so they never hand the pair back to it during an outage that hits both.
+    upstream_holddown: Annotated[float, Field(ge=1, le=300)] = 5.0
+    upstream_memory: Annotated[float, Field(ge=10, le=86400)] = 600.0
+
+
+class PeerRef(StrictModel):
+    """Another member of the pair: where its agent answers, and its ENIs (to tell its claims from drift)."""
+
+    host: str
+    address: IPv4Address
+    priority: Annotated[int, Field(ge=1, le=254)]
+    lan_mac: Annotated[str, Field(pattern=MAC_RE.pattern)]
+    wan_mac: Annotated[str, Field(pattern=MAC_RE.pattern)]
+
+
 class AgentTunables(StrictModel):
     """The agent options a pair may tune under `agent`; the inventory gives the other AgentConfig fields."""
 
@@ -114,6 +166,17 @@ class AgentConfig(AgentTunables):
     # SIGKILLed keepalived writes no STOP line and leaves its VIP behind, and without this check the dead
     # master's agent would keep "repairing" the cloud back to itself, fighting the new master.
     keepalived_pidfile: Path | None = None
+    health: HealthConfig = Field(default_factory=HealthConfig)
+    # keepalived's track_file for this gateway: 0 healthy, 1 FAULT; the agent is its only writer.
+    health_file: Path | None = None
+    wan_interface: str = "eth0"
+    lan_interface: str = "eth1"
+    # This gateway's VRRP priority and its address on the LAN: the agent's endpoint listens there
+    # (`listen_port`, 0 = off) and the peers' agents ask it whether it could take the pair over.
+    priority: Annotated[int, Field(ge=1, le=254)] = 100
+    listen_address: IPv4Address | None = None
+    listen_port: Annotated[int, Field(ge=0, le=65535)] = 9587
+    peers: list[PeerRef] = Field(default_factory=list)
 
     @classmethod
     def load(cls, path: Path) -> AgentConfig:

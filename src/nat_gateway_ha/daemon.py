@@ -11,90 +11,55 @@ from __future__ import annotations
 import errno
 import os
 import select
-import stat
-import subprocess
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from nat_gateway_ha import log, metrics, status
+from nat_gateway_ha import log, metrics, peers, status
 from nat_gateway_ha.config import AgentConfig
+from nat_gateway_ha.endpoint import Endpoint
 from nat_gateway_ha.fifo import Event, for_instance
+from nat_gateway_ha.health import Health
+from nat_gateway_ha.keepalived import keepalived_alive, open_fifo
 from nat_gateway_ha.takeover import Cloud, Result
 
 RECLAIM = {"MASTER", "MASTER_RX_LOWER_PRI"}
 RETRY_UNCONVERGED = 1.0  # seconds between passes while the cloud is not yet fully ours
+PEER_TIMEOUT = 0.5  # seconds to wait for a peer's answer before counting it as not eligible
 
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-def open_fifo(path: Path) -> int:
-    """Create the FIFO if missing and open it read-write, so we never see EOF when keepalived restarts."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.mkfifo(path, 0o600)
-    except FileExistsError:
-        if not stat.S_ISFIFO(path.stat().st_mode):
-            raise RuntimeError(f"{path} exists and is not a FIFO") from None
-    return os.open(path, os.O_RDWR | os.O_NONBLOCK)
-
-
-def holds_address(addresses: list[str]) -> bool:
-    """Whether any of these addresses is configured on this host (keepalived adds the VIP only as master)."""
-    if not addresses:
-        return False
-    try:
-        out = subprocess.run(["ip", "-o", "addr", "show"], capture_output=True, text=True, timeout=2).stdout
-    except (OSError, subprocess.SubprocessError):
-        return False
-    have = {word.split("/")[0] for line in out.splitlines() for word in line.split()}
-    return any(a in have for a in addresses)
-
-
-def keepalived_alive(pidfile: Path | None) -> bool:
-    """Whether the keepalived named by its pid file runs; True when no pid file is configured."""
-    if pidfile is None:
-        return True
-    try:
-        pid = int(pidfile.read_text().split()[0])
-        comm = Path(f"/proc/{pid}/comm").read_text().strip()
-    except (OSError, ValueError, IndexError):
-        return False
-    return comm == "keepalived"
-
-
-def _boot_time() -> float:
-    try:
-        uptime = float(Path("/proc/uptime").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 0.0
-    return time.time() - uptime
-
-
-def initial_state(cfg: AgentConfig) -> str:
-    """MASTER if keepalived holds a VIP here, else the last state written since this boot, else UNKNOWN."""
-    if not keepalived_alive(cfg.keepalived_pidfile):
-        return "STOP"
-    if holds_address([str(v) for v in cfg.vips]):
-        return "MASTER"
-    if cfg.vips:
-        return "UNKNOWN"
-    last = status.read(cfg.state_dir)
-    if last and float(last.get("updated_at_unix", 0)) > _boot_time():
-        return str(last.get("state", "UNKNOWN"))
-    return "UNKNOWN"
+def make_health(cfg: AgentConfig, is_master: Callable[[], bool]) -> Health:
+    """The agent's health tracker, asking the pair's other members over the LAN when it must."""
+    return Health(cfg, is_master, lambda: peers.eligible_peer(cfg.peers, cfg.listen_port, PEER_TIMEOUT))
 
 
 class Agent:
-    def __init__(self, cfg: AgentConfig, cloud: Cloud, dry_run: bool = False, state: str = "UNKNOWN") -> None:
+    """The order of events, written once: keepalived's FIFO line -> `submit` (latest wins) -> the worker's
+    `handle` -> a claim (`Cloud.takeover(claim=True)`) until converged -> reconciles (`claim=False`)
+    every reconcile_interval while MASTER. Health tracking runs beside it and acts only through
+    keepalived (the track file), so every change of mastership still arrives as a FIFO line.
+    """
+
+    def __init__(
+        self,
+        cfg: AgentConfig,
+        cloud: Cloud,
+        dry_run: bool = False,
+        state: str = "UNKNOWN",
+        health: Health | None = None,
+    ) -> None:
         self.cfg = cfg
         self.cloud = cloud
         self.dry_run = dry_run
         self.state = state
+        self.health = health or make_health(cfg, lambda: self.state == "MASTER")
+        self._claiming = False  # elected and not yet owner of everything: move what a peer holds too
         self._cond = threading.Condition()
         self._latest: Event | None = None
         self._latest_at = 0.0
@@ -115,6 +80,8 @@ class Agent:
             "takeovers_converged": 0,
             "takeovers_failed": 0,
             "repairs": 0,
+            "split_brain": False,
+            "contested": [],
             "pid": os.getpid(),
         }
 
@@ -176,16 +143,19 @@ class Agent:
             self.run_takeover(reason=event.state)
         else:
             self.state = event.state if event.state != "DELETED" else "STOP"
+            self._claiming = False
             self.status["state"] = self.state
             self.status["owner"] = None  # no longer verified by us: the peer's agent owns the cloud side
+            self._split_brain(None)
             log.info("reconcile_stopped", state=self.state)
             self.publish()
 
     def run_takeover(self, reason: str) -> Result:
         started = _now()
         self._busy = True
+        self._claiming = True
         try:
-            result = self.cloud.takeover(dry_run=self.dry_run)
+            result = self.cloud.takeover(dry_run=self.dry_run, claim=True)
         finally:
             self._busy = False
         self.takeovers += 1
@@ -209,27 +179,53 @@ class Agent:
         return result
 
     def reconcile(self) -> Result:
-        result = self.cloud.takeover(dry_run=self.dry_run)
+        result = self.cloud.takeover(dry_run=self.dry_run, claim=self._claiming)
         self.last_result = result
         if result.done:
             self.status["repairs"] += 1
             log.warning(
                 "drift_repaired", changed=len(result.done), actions=" ".join(str(a) for a in result.done)
             )
-        if not result.converged:
+        if result.pending or "verify" in result.failed:
             log.error("reconcile_not_converged", pending=" ".join(str(a) for a in result.pending))
         self._verified(result)
+        if result.contested and self._peers_stood_down():
+            # The split healed with the peer going BACKUP before it could send us a lower-priority advert,
+            # so keepalived emits nothing here: the peer itself says it is no longer master. Claim.
+            return self.run_takeover(reason="peer_not_master")
         self.publish()
         return result
+
+    def _peers_stood_down(self) -> bool:
+        """Every peer answers, and none says MASTER: what a peer holds is then a stale claim."""
+        views = peers.states(self.cfg.peers, self.cfg.listen_port, PEER_TIMEOUT)
+        return bool(views) and None not in views.values() and "MASTER" not in views.values()
 
     def _verified(self, result: Result) -> None:
         self.status["owner"] = result.converged and not result.dry_run
         if result.converged:
             self.status["verified_at"] = _now()
             self.status["verified_at_unix"] = round(time.time(), 3)
+        if result.converged or (result.conflict and not self.cloud.target.wins_conflicts):
+            self._claiming = False  # owner now, or a higher-priority peer claims at the same time: yield
+        self._split_brain(result)
+
+    def _split_brain(self, result: Result | None) -> None:
+        """MASTER here while a peer holds part of the cloud: VRRP is split. Report it; never fight over it."""
+        contested = [str(a) for a in result.contested] if result is not None else []
+        split = self.state == "MASTER" and (bool(contested) or bool(result and result.conflict))
+        if split and not self.status["split_brain"]:
+            log.error(
+                "split_brain", contested=len(contested), hint="both gateways are VRRP master: check VRRP"
+            )
+        elif self.status["split_brain"] and not split:
+            log.info("split_brain_over")
+        self.status["split_brain"] = split
+        self.status["contested"] = contested
 
     def publish(self) -> None:
         self.status["updated_at_unix"] = round(time.time(), 3)
+        self.status["health"] = self.health.snapshot()
         try:
             status.write(self.cfg.state_dir, self.status)
             if self.cfg.metrics_textfile is not None:
@@ -242,7 +238,8 @@ class Agent:
     def _next_pass(self, result: Result | None) -> float:
         """When to reconcile next: soon if the cloud is still half-moved, else after reconcile_interval."""
         interval = self.cfg.reconcile_interval
-        if result is not None and not result.converged and not result.dry_run:
+        busy = result is not None and (result.pending or result.contested or "verify" in result.failed)
+        if busy and result is not None and not result.dry_run:
             interval = min(interval, RETRY_UNCONVERGED)
         return time.monotonic() + interval
 
@@ -254,9 +251,14 @@ class Agent:
         self.publish()
         while not self._stop.is_set():
             wait = max(0.0, next_reconcile - time.monotonic()) if self.state == "MASTER" else 3600.0
-            event = self._next_event(wait)
+            event = self._next_event(min(wait, 1.0))
             if self._stop.is_set():
                 break
+            if self.health.changed.is_set():
+                self.health.changed.clear()
+                self.publish()
+            if event is None and time.monotonic() < next_reconcile:
+                continue
             if event is not None:
                 self.handle(event)
                 next_reconcile = self._next_pass(self.last_result if self.state == "MASTER" else None)
@@ -268,6 +270,42 @@ class Agent:
 
     def stop(self) -> None:
         self._stop.set()
+
+    # -- the endpoint ---------------------------------------------------------------------------------
+    def healthz(self) -> tuple[int, dict[str, Any]]:
+        """200 when this gateway can do its job; the body says why not otherwise."""
+        problems = []
+        if not keepalived_alive(self.cfg.keepalived_pidfile):
+            problems.append("keepalived is not running")
+        snap = self.health.snapshot()
+        problems += [f"{c['name']}: {c['detail']}" for c in snap["checks"] if not c["ok"]]
+        if snap["fault"] and not problems:
+            problems.append(f"held down after an upstream failure ({snap['upstream_detail']})")
+        if self.status["split_brain"]:
+            problems.append("split brain: a peer holds " + ", ".join(self.status["contested"][:5]))
+        body = {"ok": not problems, "problems": problems, "state": self.state, "owner": self.status["owner"]}
+        return (200 if not problems else 503), body
+
+    def peer_view(self) -> tuple[int, dict[str, Any]]:
+        """What a peer asks before it steps down for an upstream failure: could this gateway take over?"""
+        eligible = self.health.eligible() and keepalived_alive(self.cfg.keepalived_pidfile)
+        return 200, {"host": self.cfg.host, "state": self.state, "eligible": eligible}
+
+    def _serve(self) -> Endpoint | None:
+        if self.cfg.listen_address is None or not self.cfg.listen_port:
+            return None
+        routes = {
+            "/healthz": self.healthz,
+            "/status": lambda: (200, self.status | {"health": self.health.snapshot()}),
+            "/peer": self.peer_view,
+        }
+        try:
+            endpoint = Endpoint(str(self.cfg.listen_address), self.cfg.listen_port, routes)
+        except OSError as err:
+            log.error("endpoint_failed", address=str(self.cfg.listen_address), error=str(err))
+            return None
+        endpoint.serve_in_background()
+        return endpoint
         with self._cond:
             self._cond.notify_all()
 
@@ -276,6 +314,9 @@ class Agent:
         fd = open_fifo(self.cfg.fifo_path) if fifo_fd is None else fifo_fd
         reader = threading.Thread(target=self.read_fifo, args=(fd,), name="fifo", daemon=True)
         reader.start()
+        if self.health.fault is None:
+            self.health.start()
+        endpoint = self._serve()
         log.info(
             "agent_started", pair=self.cfg.pair, host=self.cfg.host, state=self.state, fifo=self.cfg.fifo_path
         )
@@ -283,6 +324,10 @@ class Agent:
             self.work()
         finally:
             self._stop.set()
+            self.health.stop()
+            if endpoint is not None:
+                endpoint.shutdown()
+                endpoint.server_close()
             reader.join(timeout=2)
             if fifo_fd is None:
                 os.close(fd)

@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from nat_gateway_ha.cli import connect
 from nat_gateway_ha.config import AgentConfig
 from nat_gateway_ha.resolve import Target, source_dest_check
+from nat_gateway_ha.startup import connect
 
 
 def predicted_ownership(t: Target) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from pathlib import Path
 MAX_LINE = 1022  # keepalived 2.2.7 reads 1023-byte chunks including the newline
 CHECK_USER = "nobody"
 _SCRIPT_BLOCK = re.compile(r"^\s*(vrrp_script\s+\S+|track_script)\s*\{\s*$")
+_SCRIPT_OR_TRACK_BLOCK = re.compile(r"^\s*(vrrp_script\s+\S+|track_script|track_interface)\s*\{\s*$")
 
 
 class CheckError(Exception):
@@ -35,29 +36,41 @@ def plain_lines(name: str, text: str) -> None:
             raise CheckError(f"{name} line {number}: a control character")
 
 
-def spare_interface() -> str:
-    """An interface of this machine keepalived accepts for VRRP (not loopback)."""
+def spare_interfaces() -> list[str]:
+    """Interfaces of this machine keepalived accepts for VRRP (not loopback)."""
     names = sorted(p.name for p in Path("/sys/class/net").iterdir() if p.name != "lo")
     if not names:
         raise CheckError("the controller has no network interface but lo to check keepalived.conf against")
-    return names[0]
+    return names
 
 
-def keepalived_copy(text: str, interfaces: Sequence[str], spare: str) -> str:
-    """The config as keepalived -t can check it on the controller (see the module docstring)."""
-    names = "|".join(re.escape(i) for i in sorted(set(interfaces), key=len, reverse=True))
+def keepalived_copy(text: str, interfaces: Sequence[str], spares: Sequence[str]) -> str:
+    """The config as keepalived -t can check it on the controller (see the module docstring).
+
+    Each gateway interface becomes a distinct controller interface; with too few of them, track_interface
+    blocks (which may not name the VRRP interface) are dropped too.
+    """
+    wanted = sorted(set(interfaces), key=len, reverse=True)
+    rename = dict(zip(sorted(set(interfaces)), [*spares, *[spares[0]] * len(interfaces)], strict=False))
+    blocks = _SCRIPT_BLOCK if len(spares) >= len(rename) else _SCRIPT_OR_TRACK_BLOCK
+    names = "|".join(re.escape(i) for i in wanted)
+
+    def to_spare(m: re.Match[str]) -> str:
+        return m.group(1) + rename[m.group(2)] + (m.group(3) or "")
+
     out: list[str] = []
     depth = 0
     for line in text.split("\n"):
-        if depth == 0 and _SCRIPT_BLOCK.match(line):
+        if depth == 0 and blocks.match(line):
             depth = 1
             continue
         if depth:
             depth += line.count("{") - line.count("}")
             continue
         if names:
-            line = re.sub(rf"^(\s*interface\s+)({names})\s*$", rf"\g<1>{spare}", line)
-            line = re.sub(rf"(\sdev\s+)({names})(?=\s|$)", rf"\g<1>{spare}", line)
+            line = re.sub(rf"^(\s*interface\s+)({names})()\s*$", to_spare, line)
+            line = re.sub(rf"(\sdev\s+)({names})((?=\s|$))", to_spare, line)
+            line = re.sub(rf"^(\s+)({names})(\s+weight\s+-?[0-9]+)?\s*$", to_spare, line)
         line = re.sub(r"^(\s*script_user\s+)\S+\s*$", rf"\g<1>{CHECK_USER}", line)
         out.append(line)
     return "\n".join(out)
@@ -90,7 +103,7 @@ def check_keepalived(text: str, interfaces: Sequence[str]) -> None:
     _run(
         "keepalived -t",
         [_tool("keepalived"), "-t", "-f"],
-        keepalived_copy(text, interfaces, spare_interface()),
+        keepalived_copy(text, interfaces, spare_interfaces()),
         ".conf",
     )
 

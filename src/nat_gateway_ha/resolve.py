@@ -43,6 +43,10 @@ class Target:
     eips: tuple[EipTarget, ...]
     route_tables: tuple[str, ...]
     destinations: tuple[str, ...]
+    # The other members' ENIs: what they hold was claimed by them, not drift (see Cloud.takeover).
+    peer_enis: frozenset[str] = frozenset()
+    # Whether this gateway keeps claiming when a peer claims at the same time (highest priority wins).
+    wins_conflicts: bool = True
 
 
 def _where(cfg: AgentConfig, field: str) -> str:
@@ -162,7 +166,27 @@ def resolve(cfg: AgentConfig, identity: Identity, ec2: EC2Client) -> Target:
         eips=_eips(cfg, ec2, wan),
         route_tables=select_route_tables(cfg, ec2, lan.vpc_id),
         destinations=tuple(str(d) for d in cfg.destinations),
+        peer_enis=peer_enis(cfg, ec2, lan.vpc_id),
+        wins_conflicts=all(cfg.priority > p.priority for p in cfg.peers),
     )
+
+
+def peer_enis(cfg: AgentConfig, ec2: EC2Client, vpc_id: str) -> frozenset[str]:
+    """The peers' LAN and WAN ENI ids, found by their MACs in this VPC (a missing one is an error)."""
+    macs = {m: p.host for p in cfg.peers for m in (p.lan_mac, p.wan_mac)}
+    if not macs:
+        return frozenset()
+    found = ec2.describe_network_interfaces(
+        Filters=[{"Name": "vpc-id", "Values": [vpc_id]}, {"Name": "mac-address", "Values": sorted(macs)}]
+    )["NetworkInterfaces"]
+    by_mac = {e["MacAddress"]: e["NetworkInterfaceId"] for e in found}
+    missing = sorted(set(macs) - set(by_mac))
+    if missing:
+        raise ResolveError(
+            f"{_where(cfg, 'peers')}: no ENI with MAC {', '.join(missing)} in {vpc_id} "
+            f"(peer {', '.join(sorted({macs[m] for m in missing}))})"
+        )
+    return frozenset(by_mac.values())
 
 
 def source_dest_check(ec2: EC2Client, target: Target) -> dict[str, bool]:

@@ -58,13 +58,15 @@ class Result:
     done: list[Action] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)  # action -> last error
     pending: list[Action] = field(default_factory=list)  # what still differs after the last verification
+    contested: list[Action] = field(default_factory=list)  # left alone: a peer holds them (not claiming)
+    conflict: bool = False  # during a claim, a peer took back what we had moved: two claimants
     rounds: int = 0
     duration: float = 0.0
     dry_run: bool = False
 
     @property
     def converged(self) -> bool:
-        return not self.pending and "verify" not in self.failed
+        return not self.pending and not self.contested and "verify" not in self.failed
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -73,6 +75,8 @@ class Result:
             "changed": len(self.done),
             "planned": [str(a) for a in self.planned],
             "pending": [str(a) for a in self.pending],
+            "contested": [str(a) for a in self.contested],
+            "conflict": self.conflict,
             "failed": dict(self.failed),
             "rounds": self.rounds,
             "duration": round(self.duration, 4),
@@ -101,6 +105,14 @@ def plan(target: Target, now: Ownership) -> list[Action]:
             elif now.routes[key] != target.lan_eni_id:
                 actions.append(Action("replace", rtb, dest))
     return actions
+
+
+def held_by_peer(target: Target, now: Ownership, action: Action) -> bool:
+    """Whether the resource `action` would change points at another member of the pair right now."""
+    if action.kind == "associate":
+        holder = now.eips.get(action.resource)
+        return holder is not None and holder[0] in target.peer_enis
+    return now.routes.get((action.resource, action.detail)) in target.peer_enis
 
 
 class Cloud:
@@ -216,17 +228,32 @@ class Cloud:
             log.info("cloud_changed", call=how, resource=action.resource, detail=action.detail)
 
     # -- the takeover ---------------------------------------------------------------------------------
-    def takeover(self, dry_run: bool = False, rounds: int = len(REPAIR_BACKOFF) + 1) -> Result:
-        """Make this gateway the owner; verify; repair what did not take, a few rounds, then report."""
+    def takeover(
+        self, dry_run: bool = False, claim: bool = True, rounds: int = len(REPAIR_BACKOFF) + 1
+    ) -> Result:
+        """Make this gateway the owner; verify; repair what did not take, a few rounds, then report.
+
+        A claim (keepalived has just elected us) moves everything, wherever it points. A reconcile
+        (`claim=False`) repairs drift but leaves alone what a peer holds: that peer was elected after us, so
+        VRRP is split, and taking it back would start a fight; the result lists it as contested. Two
+        claimants at once are told apart from failed calls: a resource we moved that is back at a peer when
+        we verify is a conflict, and only the gateway that `wins_conflicts` (highest priority) keeps
+        claiming, so the cloud ends whole on one gateway.
+        """
         started = time.monotonic()
         result = Result(dry_run=dry_run)
         try:
-            pending = plan(self.target, self.observe())
+            now = self.observe()
         except (ClientError, BotoCoreError) as err:
-            # Describe failed even after botocore's retries: act on everything, verification follows.
             code, message = _error(err)
             log.warning("cloud_observe_failed", code=code, message=message)
-            pending = plan(self.target, Ownership())
+            if not claim:  # without a view we cannot tell a peer's claim from drift: wait for one
+                result.failed["verify"] = f"{code}: {message}"
+                result.pending = plan(self.target, Ownership())
+                result.duration = time.monotonic() - started
+                return result
+            now = Ownership()  # a claim acts on everything; verification follows
+        pending = self._split(plan(self.target, now), now, claim, result)
         result.planned = list(pending)
         if dry_run or not pending:
             result.pending = pending
@@ -237,12 +264,18 @@ class Cloud:
             if pending:
                 self.apply(pending, result)
             try:
-                pending = plan(self.target, self.observe())
+                now = self.observe()
             except (ClientError, BotoCoreError) as err:
                 code, message = _error(err)
                 result.failed["verify"] = f"{code}: {message}"  # unknown: redo all (replace is idempotent)
             else:
                 result.failed.pop("verify", None)
+                everything = plan(self.target, now)
+                if claim and any(a in result.done and held_by_peer(self.target, now, a) for a in everything):
+                    result.conflict = True
+                    claim = self.target.wins_conflicts
+                    log.error("claim_conflict", peer_took_back=len(everything), keep_claiming=claim)
+                pending = self._split(everything, now, claim, result)
             if not pending or round_no == rounds - 1:
                 break
             log.warning("cloud_not_converged", round=round_no + 1, pending=len(pending))
@@ -250,3 +283,8 @@ class Cloud:
         result.pending = pending
         result.duration = time.monotonic() - started
         return result
+
+    def _split(self, actions: list[Action], now: Ownership, claim: bool, result: Result) -> list[Action]:
+        """The actions to make; when not claiming, those on resources a peer holds go to `contested`."""
+        result.contested = [] if claim else [a for a in actions if held_by_peer(self.target, now, a)]
+        return [a for a in actions if a not in result.contested]

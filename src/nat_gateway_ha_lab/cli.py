@@ -16,7 +16,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from nat_gateway_ha_lab import baseroot, containers, controlplane, network, paths, ssh, state, wheelhouse
+from nat_gateway_ha_lab import (
+    baseroot,
+    containers,
+    controlplane,
+    faults,
+    network,
+    paths,
+    ssh,
+    state,
+    wheelhouse,
+)
 from nat_gateway_ha_lab import topology as topo
 
 LOCK_FILE = Path("/run/lock/natgw-lab.lock")
@@ -100,6 +110,8 @@ def down() -> None:
             containers.wipe(host)
         for item in controlplane.stop():
             _say(f"stopped {item}")
+        for item in faults.clear():
+            _say(f"undid fault {item}")
         for ns in (network.VPC_NS, network.INET_NS):  # e.g. a `natgw-lab exec vpc ...` still running
             for pid in network.kill_processes(ns):
                 _say(f"killed pid {pid} left in {ns}")
@@ -120,8 +132,12 @@ def down() -> None:
 def host_lines(vip_holders: list[str]) -> list[str]:
     """One line per host: container, SSH, and for gateways keepalived's state and whether it has the VIP."""
     lines = []
+    alive = set(network.namespaces())
     for host in topo.HOSTS:
         pid = containers.running_pid(host)
+        if host.netns not in alive:
+            lines.append(f"{host.name:7} DEAD: powered off (no instance, no NICs)")
+            continue
         if pid is None:
             lines.append(f"{host.name:7} down")
             continue
@@ -161,6 +177,19 @@ def status(wait: float = 0.0) -> int:
     return 0 if lab.healthy else 1
 
 
+def fault(kind: str, name: str, restore: bool) -> None:
+    """Inject one of the fault matrix's faults into a host (or undo it), e.g. `fault power-off gw1`."""
+    _need_root()
+    _host(name)
+    f = faults.FAULTS[kind]
+    if restore:
+        f.restore(name)
+        _say(f"{name}: {f.label}: restored")
+    else:
+        at = f.inject(name)
+        _say(f"{name}: {f.label} at {at:.3f} (undo: natgw-lab fault --restore {kind} {name})")
+
+
 def ssh_cmd(name: str, command: list[str]) -> None:
     host = _host(name)
     argv = ssh.command(host, command, tty=not command and sys.stdin.isatty())
@@ -194,6 +223,10 @@ def main(argv: list[str] | None = None) -> int:
     p_exec.add_argument("host")
     p_exec.add_argument("command", nargs=argparse.REMAINDER)
     sub.add_parser("prune", help="delete cached base roots built from an older package list")
+    p_fault = sub.add_parser("fault", help="inject a fault into a host, or undo it (--restore)")
+    p_fault.add_argument("kind", choices=sorted(faults.FAULTS))
+    p_fault.add_argument("host")
+    p_fault.add_argument("--restore", action="store_true")
     args = parser.parse_args(argv)
     try:
         if args.cmd == "up":
@@ -206,10 +239,12 @@ def main(argv: list[str] | None = None) -> int:
             ssh_cmd(args.host, args.command)
         elif args.cmd == "exec":
             exec_cmd(args.host, args.command)
+        elif args.cmd == "fault":
+            fault(args.kind, args.host, args.restore)
         elif args.cmd == "prune":
             for path in baseroot.prune_old_bases():
                 _say(f"removed {path}")
-    except (network.NetworkError, RuntimeError, TimeoutError) as exc:
+    except (network.NetworkError, faults.FaultError, RuntimeError, TimeoutError) as exc:
         _say(f"error: {exc}")
         return 1
     return 0

@@ -87,8 +87,11 @@ def _seed_upper(host: topo.Host, base: Path, authorized_key: str) -> None:
     os.chmod(keys, 0o600)
 
 
-def start(host: topo.Host, base: Path, authorized_key: str) -> int:
-    """Boot the host's container in the background unless it is already running; returns its pid."""
+def start(host: topo.Host, base: Path, authorized_key: str, fresh: bool = True) -> int:
+    """Boot the host's container in the background unless it is already running; returns its pid.
+
+    `fresh` gives a new instance (an empty disk); without it the disk is kept, as a reboot keeps it.
+    """
     pid = running_pid(host)
     if pid is not None:
         return pid
@@ -96,8 +99,9 @@ def start(host: topo.Host, base: Path, authorized_key: str) -> int:
     if not netns.exists():
         raise RuntimeError(f"{host.name}: network namespace {host.netns} is missing (network not built)")
     network.kill_processes(host.netns)  # whatever a crashed earlier run left in the namespace
-    wipe(host)
-    _seed_upper(host, base, authorized_key)
+    if fresh or not upper_dir(host).exists():
+        wipe(host)
+        _seed_upper(host, base, authorized_key)
     paths.RUN_DIR.mkdir(parents=True, exist_ok=True)
     cmd = [
         "systemd-nspawn",
@@ -146,6 +150,16 @@ def stop(hosts: Sequence[topo.Host]) -> list[topo.Host]:
         network.kill_processes(host.netns)
         pid_file(host).unlink(missing_ok=True)
     return list(pids)
+
+
+def kill(host: topo.Host) -> None:
+    """Pull the plug: SIGKILL the container and everything in its namespace, no shutdown at all."""
+    pid = running_pid(host)
+    if pid is not None:
+        os.kill(pid, signal.SIGKILL)
+        network.reap(pid)
+    network.kill_processes(host.netns)
+    pid_file(host).unlink(missing_ok=True)
 
 
 def netns_pids(host: topo.Host) -> list[int]:

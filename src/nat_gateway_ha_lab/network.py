@@ -182,6 +182,8 @@ def _build_inet() -> None:
     _ensure_veth(IGW_LINK, VPC_NS, INET_LINK, INET_NS)
     _ensure_addr(VPC_NS, IGW_LINK, topo.IGW_OUTSIDE)
     _ensure_addr(INET_NS, INET_LINK, topo.INTERNET_HOST)
+    for extra in topo.UPSTREAM_TARGETS[1:]:
+        _ensure_addr(INET_NS, INET_LINK, IPv4Interface(f"{extra}/{topo.INTERNET_HOST.network.prefixlen}"))
     ip("link", "set", IGW_LINK, "up", ns=VPC_NS)
     ip("link", "set", INET_LINK, "up", ns=INET_NS)
     ip("route", "replace", str(topo.EIP_POOL), "via", str(topo.IGW_OUTSIDE.ip), ns=INET_NS)
@@ -222,6 +224,13 @@ def kill_processes(ns: str, timeout: float = 5.0) -> list[int]:
     if pids(ns):
         raise NetworkError(f"processes {pids(ns)} survive SIGKILL in {ns}")
     return killed
+
+
+def delete_host(host: topo.Host) -> None:
+    """Delete a host's namespace (its processes must be gone): its NICs vanish from the VPC's bridges and
+    the management bridge with it, and its kernel state (addresses, routes, rules, conntrack) with them."""
+    if host.netns in namespaces():
+        _run(["ip", "netns", "del", host.netns])
 
 
 def teardown() -> list[str]:

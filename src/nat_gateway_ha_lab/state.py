@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nat_gateway_ha_lab import topology as topo
-from nat_gateway_ha_lab.controlplane import ENDPOINT_URL, STATE_DIR, cloud_json
+from nat_gateway_ha_lab.controlplane import ENDPOINT_URL, STATE_DIR, cloud_json, dataplane_log
 from nat_gateway_ha_lab.seed import LAB_EIP, PRIVATE_TAG
 
 if TYPE_CHECKING:
@@ -79,7 +79,20 @@ class LabState:
         return "\n".join(lines)
 
 
+def _keepalived_runs(netns: str) -> bool:
+    """A keepalived process lives in the namespace (a SIGKILLed one leaves its VIP behind, unelected)."""
+    pids = subprocess.run(["ip", "netns", "pids", netns], capture_output=True, text=True, check=False).stdout
+    for pid in pids.split():
+        try:
+            if Path(f"/proc/{pid}/comm").read_text().strip() == "keepalived":
+                return True
+        except OSError:
+            continue
+    return False
+
+
 def vip_holders() -> list[str]:
+    """Gateways whose running keepalived holds the VIP: the VRRP master(s)."""
     holders = []
     for gw in topo.gateways():
         out = subprocess.run(
@@ -88,7 +101,7 @@ def vip_holders() -> list[str]:
             text=True,
             check=False,
         ).stdout
-        if f" {topo.VIP.ip}/" in out:
+        if f" {topo.VIP.ip}/" in out and _keepalived_runs(gw.netns):
             holders.append(gw.name)
     return holders
 
@@ -150,6 +163,38 @@ def ownership(ec2: EC2Client, eip: str = str(LAB_EIP)) -> tuple[str | None, str 
                 )
             )
     return address.get("PrivateIpAddress"), owner_of.get(eni) if eni else None, routes
+
+
+def eip_moves(since: float, state_dir: Path = STATE_DIR) -> list[str]:
+    """The EIP re-associations the data plane applied after `since` (epoch), as "<epoch> -> <ip> (<host>)":
+    every cloud move ends with one, and a fight shows as many."""
+    try:
+        lines = dataplane_log(state_dir).read_text().splitlines()
+    except OSError:
+        return []
+    out = []
+    for line in lines:
+        parts = line.split(maxsplit=2)
+        if len(parts) == 3 and parts[1] == "eip" and float(parts[0]) > since:
+            out.append(f"{parts[0]} {parts[2]}")
+    return out
+
+
+def agent_status(host: str, path: str = "/status") -> dict[str, Any] | None:
+    """A gateway agent's endpoint, asked from inside its own namespace (the LAN address it listens on)."""
+    h = topo.host(host)
+    url = f"http://{h.nic('eth1').address}:9587{path}"
+    done = subprocess.run(
+        ["ip", "netns", "exec", h.netns, "curl", "-sS", "-m", "2", url],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    try:
+        data = json.loads(done.stdout)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def describe(state_dir: Path = STATE_DIR) -> LabState:

@@ -21,6 +21,8 @@ MOTO_PORT = 5077  # moto listens on MGMT_NET.ip:MOTO_PORT
 IMDS_ADDR = IPv4Address("169.254.169.254")  # reached by every host through its management interface
 
 INTERNET_HOST = IPv4Interface("198.51.100.10/24")  # TEST-NET-2; the VPC's IGW side is .1
+# More addresses of the internet host: the gateways' upstream probes need several targets for a majority.
+UPSTREAM_TARGETS = (INTERNET_HOST.ip, IPv4Address("198.51.100.11"), IPv4Address("198.51.100.12"))
 IGW_OUTSIDE = IPv4Interface("198.51.100.1/24")
 EIP_POOL = IPv4Network("203.0.113.0/24")  # TEST-NET-3: moto's public IPs are drawn from here in the lab
 

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
 
-from nat_gateway_ha.config import AgentConfig, EipBinding, EniRef
+from nat_gateway_ha.config import AgentConfig, EipBinding, EniRef, PeerRef
 from nat_gateway_ha.inventory.facts import Resolved
 from nat_gateway_ha.inventory.models import HostSpec, PairSpec
 from nat_gateway_ha.inventory.output import (
@@ -25,6 +25,7 @@ from nat_gateway_ha.inventory.output import (
 PRIORITY_START = 150  # derived priorities: first listed member 150, next 140, ... (explicit ones are skipped)
 PRIORITY_STEP = 10
 KEEPALIVED_PIDFILE = Path("/run/keepalived.pid")  # Debian's unit; the agent acts only while it lives
+HEALTH_FILE = Path("/run/nat-gateway-ha/health")  # keepalived's track_file; the agent writes it
 
 
 def derive_priorities(members: Sequence[str], specs: Mapping[str, HostSpec]) -> dict[str, int]:
@@ -49,7 +50,22 @@ def fmt_interval(value: float) -> str:
     return format(Decimal(str(value)).normalize(), "f")
 
 
-def _agent(pair: str, host: str, spec: PairSpec, r: Resolved, instance: str) -> AgentConfig:
+def _peers(
+    host: str, members: Sequence[str], hosts: Mapping[str, Resolved], prio: Mapping[str, int]
+) -> list[PeerRef]:
+    out = []
+    for o in members:
+        r = hosts[o]
+        if o != host and r.src_ip is not None and r.lan.mac is not None and r.wan.mac is not None:
+            out.append(
+                PeerRef(host=o, address=r.src_ip, priority=prio[o], lan_mac=r.lan.mac, wan_mac=r.wan.mac)
+            )
+    return out
+
+
+def _agent(
+    pair: str, host: str, spec: PairSpec, r: Resolved, instance: str, priority: int, peers: list[PeerRef]
+) -> AgentConfig:
     assert r.lan.mac is not None and r.wan.mac is not None
     destinations = list(spec.destinations)
     if spec.vip_routes:
@@ -71,6 +87,13 @@ def _agent(pair: str, host: str, spec: PairSpec, r: Resolved, instance: str) -> 
         # The agent tells master from backup by the VIPs keepalived adds.
         vips=[v.ip for v in spec.vips],
         keepalived_pidfile=KEEPALIVED_PIDFILE,
+        health=spec.health,
+        health_file=HEALTH_FILE if spec.health.enabled else None,
+        wan_interface=r.wan.interface,
+        lan_interface=r.lan.interface,
+        priority=priority,
+        listen_address=r.src_ip,
+        peers=peers,
     )
 
 
@@ -110,6 +133,8 @@ def build_pair(
             vips=list(spec.vips),
             authentication=spec.authentication,
             track_script=track,
+            track_interfaces=[r.wan.interface] if spec.health.enabled else [],
+            track_file=HEALTH_FILE if spec.health.enabled else None,
         )
         nat = NatRules(
             wan_interface=r.wan.interface,
@@ -117,7 +142,7 @@ def build_pair(
             to_addresses=list(r.spec.eip_private_ips),
             local_addresses=sorted({lan.ip, wan.ip, *r.spec.eip_private_ips}),
         )
-        agent = _agent(pair, h, spec, r, instance)
+        agent = _agent(pair, h, spec, r, instance, priorities[h], _peers(h, members, hosts, priorities))
         out[h] = HostPlan(
             pair=pair, host=h, script_user=script_users[h], keepalived=keepalived, nat=nat, agent=agent
         )

@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, TypeAdapter
 
-from nat_gateway_ha.config import AgentTunables, EipRef, RouteTableSelection, StrictModel
+from nat_gateway_ha.config import AgentTunables, EipRef, HealthConfig, RouteTableSelection, StrictModel
 from nat_gateway_ha.fields import Command, IfName, Region, ScriptPath, Url, check_secret
 
 PAIR_VAR = "nat_gateway_ha_pair"
@@ -80,6 +80,7 @@ class PairSpec(StrictModel):
         default_factory=lambda: list(RFC1918), min_length=1, max_length=MAX_ADDRESSES
     )
     agent: AgentTunables = Field(default_factory=AgentTunables)
+    health: HealthConfig = Field(default_factory=HealthConfig)
 
 
 class HostSpec(StrictModel):

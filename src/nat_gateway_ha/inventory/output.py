@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -57,6 +58,9 @@ class KeepalivedInstance(PlanModel):
     vips: list[IPv4Interface]
     authentication: Authentication | None
     track_script: KeepalivedTrackScript | None
+    # Data-path health (empty when disabled): keepalived tracks these links and the agent's verdict file.
+    track_interfaces: list[IfName]
+    track_file: Path | None
 
 
 class NatRules(PlanModel):

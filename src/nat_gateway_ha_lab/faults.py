@@ -1,0 +1,410 @@
+"""Faults a production pair meets, injected into the running lab, and how each one is undone.
+
+One place for the fault matrix (tests), the bench and `natgw-lab fault`: each fault breaks what it names and
+nothing else, the way it breaks on EC2. `inject` returns the epoch of the fault (containers share this
+machine's clock); `restore` brings the host back so that it rejoins the pair as a BACKUP. Commands that
+only touch kernel state run from the outside (`ip netns exec`), so they work whatever the container does;
+commands about services run inside it over SSH, as an operator's would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shlex
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from nat_gateway_ha_lab import baseroot, containers, network, paths, ssh
+from nat_gateway_ha_lab import topology as topo
+
+FAULT_TABLE = "natlab_faults"  # nftables table (in the VPC router's and the root namespace) of fault rules
+CT_MAX = Path("/proc/sys/net/netfilter/nf_conntrack_max")  # global: only the initial namespace sets it
+
+
+class FaultError(RuntimeError):
+    pass
+
+
+def _memo(fault: str, host: str) -> Path:
+    """Where a fault keeps what `restore` needs, so inject and restore may run in different processes."""
+    return paths.RUN_DIR / "faults" / f"{fault}-{host}.json"
+
+
+def _remember(fault: str, host: str, data: object) -> None:
+    path = _memo(fault, host)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data))
+
+
+def _recall(fault: str, host: str, default: object) -> object:
+    path = _memo(fault, host)
+    try:
+        data: object = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return default
+    path.unlink()
+    return data
+
+
+def sh(host: str, script: str, timeout: float = 60) -> str:
+    """A shell script inside the host's container, over SSH; its stdout."""
+    proc = ssh.run(topo.host(host), f"bash -c {shlex.quote(script)}", timeout=timeout)
+    if proc.returncode != 0:
+        raise FaultError(f"{host}: {script[:80]!r} exited {proc.returncode}: {proc.stderr.strip()[-300:]}")
+    return proc.stdout
+
+
+def in_ns(host: str, *cmd: str, stdin: str | None = None) -> str:
+    ns = topo.host(host).netns if host in {h.name for h in topo.HOSTS} else host
+    proc = subprocess.run(
+        ["ip", "netns", "exec", ns, *cmd], input=stdin, capture_output=True, text=True, check=False
+    )
+    if proc.returncode != 0:
+        raise FaultError(f"{ns}: {' '.join(cmd)}: {proc.stderr.strip()[-300:]}")
+    return proc.stdout
+
+
+def _nft(ns: str | None, script: str) -> None:
+    cmd = ["nft", "-f", "-"] if ns is None else ["ip", "netns", "exec", ns, "nft", "-f", "-"]
+    proc = subprocess.run(cmd, input=script, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise FaultError(f"nft in {ns or 'root'}: {proc.stderr.strip()[-300:]}")
+
+
+def _drop_table(ns: str | None) -> None:
+    _nft(ns, f"table inet {FAULT_TABLE}\ndelete table inet {FAULT_TABLE}\n")
+
+
+def _drop_rules(ns: str | None, hook: str, rules: list[str]) -> None:
+    """A table of its own holding `rules` (each a drop), replaced whole."""
+    body = "\n".join(f"        {r} drop" for r in rules)
+    _nft(
+        ns,
+        f"table inet {FAULT_TABLE}\ndelete table inet {FAULT_TABLE}\n"
+        f"table inet {FAULT_TABLE} {{\n    chain c {{\n        type filter hook {hook} priority -50;"
+        f" policy accept;\n{body}\n    }}\n}}\n",
+    )
+
+
+@dataclass
+class Fault:
+    """Base: `name` is the kind on the command line, `label` what a report prints."""
+
+    name: str = ""
+    label: str = ""
+
+    def inject(self, host: str) -> float:
+        raise NotImplementedError
+
+    def restore(self, host: str) -> None:
+        raise NotImplementedError
+
+
+@dataclass
+class StopKeepalived(Fault):
+    """A clean stop: keepalived sends priority 0 and the peer takes over at once (the seed's test)."""
+
+    name: str = "stop"
+    label: str = "systemctl stop keepalived"
+
+    def inject(self, host: str) -> float:
+        return float(sh(host, "date +%s.%N; systemctl stop keepalived").split()[0])
+
+    def restore(self, host: str) -> None:
+        sh(host, "systemctl start keepalived")
+
+
+def _kill_unit(unit: str) -> str:
+    """SIGKILL every process of a unit, read from its cgroup (`systemctl kill` fails in the containers)."""
+    return (
+        f"f=/sys/fs/cgroup/systemd/system.slice/{unit}/cgroup.procs;"
+        f" [ -e $f ] || f=/sys/fs/cgroup/system.slice/{unit}/cgroup.procs;"
+        ' pids=$(cat $f); [ -n "$pids" ] || exit 3; date +%s.%N; kill -KILL $pids'
+    )
+
+
+@dataclass
+class KillKeepalived(Fault):
+    """A crash: no goodbye advert, the peer must notice three missing adverts."""
+
+    name: str = "sigkill"
+    label: str = "SIGKILL every keepalived process"
+
+    def inject(self, host: str) -> float:
+        return float(sh(host, _kill_unit("keepalived.service")).split()[0])
+
+    def restore(self, host: str) -> None:
+        sh(host, "systemctl reset-failed keepalived.service; systemctl start keepalived.service")
+
+
+@dataclass
+class KillAgent(Fault):
+    """The failover agent crashes on the master: systemd restarts it; VRRP and the data path go on."""
+
+    name: str = "agent-sigkill"
+    label: str = "SIGKILL the failover agent"
+
+    def inject(self, host: str) -> float:
+        return float(sh(host, _kill_unit("nat-gateway-ha-agent.service")).split()[0])
+
+    def restore(self, host: str) -> None:
+        sh(
+            host,
+            "for i in $(seq 50); do systemctl is-active -q nat-gateway-ha-agent && exit 0; sleep 0.2; done",
+        )
+
+
+@dataclass
+class RestartStorm(Fault):
+    """keepalived restarted 10 times in 15 s on the master, as a broken config-management loop would."""
+
+    name: str = "restart-storm"
+    label: str = "10 keepalived restarts in 15 s"
+    restarts: int = 10
+
+    def inject(self, host: str) -> float:
+        at = time.time()
+        sh(
+            host,
+            f"for i in $(seq {self.restarts}); do systemctl restart keepalived; sleep 1.4; done",
+            timeout=90,
+        )
+        return at
+
+    def restore(self, host: str) -> None:
+        sh(host, "systemctl is-active -q keepalived || systemctl start keepalived")
+
+
+@dataclass
+class LinkDown(Fault):
+    """A NIC loses its link. Setting it down makes the kernel drop the routes through it, so the routes
+    seen before are put back after the link returns, as the host's network manager would."""
+
+    name: str = "lan-down"
+    label: str = "LAN link (eth1) down"
+    interface: str = "eth1"
+
+    def inject(self, host: str) -> float:
+        ns = topo.host(host).netns
+        _remember(self.name, host, network.ip("-4", "route", "show", ns=ns).stdout.splitlines())
+        at = time.time()
+        network.ip("link", "set", self.interface, "down", ns=ns)
+        return at
+
+    def restore(self, host: str) -> None:
+        ns = topo.host(host).netns
+        network.ip("link", "set", self.interface, "up", ns=ns)
+        time.sleep(0.2)
+        now = set(network.ip("-4", "route", "show", ns=ns).stdout.splitlines())
+        saved = _recall(self.name, host, [])
+        for line in saved if isinstance(saved, list) else []:
+            clean = line.replace(" linkdown", "").strip()
+            if clean in now or " proto kernel " in f" {clean} ":
+                continue
+            network.ip("route", "replace", *clean.split(), ns=ns, check=False)
+
+
+@dataclass
+class NatFlushed(Fault):
+    """The NAT ruleset disappears (an `nft flush ruleset` by another tool): egress stops, VRRP goes on."""
+
+    name: str = "nat-flushed"
+    label: str = "NAT ruleset deleted"
+
+    def inject(self, host: str) -> float:
+        at = time.time()
+        in_ns(host, "nft", "delete", "table", "ip", "nat_gateway_ha")
+        return at
+
+    def restore(self, host: str) -> None:
+        sh(host, "systemctl restart nat-gateway-ha-nat.service")
+
+
+@dataclass
+class ForwardingOff(Fault):
+    """IP forwarding switched off (a sysctl reset by another package): nothing is routed any more."""
+
+    name: str = "forwarding-off"
+    label: str = "net.ipv4.ip_forward=0"
+
+    def inject(self, host: str) -> float:
+        at = time.time()
+        in_ns(host, "sysctl", "-qw", "net.ipv4.ip_forward=0")
+        return at
+
+    def restore(self, host: str) -> None:
+        in_ns(host, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+
+
+@dataclass
+class ConntrackFull(Fault):
+    """The connection-tracking table fills up: new flows are dropped, established ones go on.
+
+    nf_conntrack_max is global (only the initial namespace may set it) while each namespace counts its own
+    entries, so the limit is lowered for the whole machine and only the master's table is filled, by
+    unanswered UDP flows from the client through it.
+    """
+
+    name: str = "conntrack-full"
+    label: str = "conntrack table full"
+    limit: int = 4096
+
+    def inject(self, host: str) -> float:
+        _remember(self.name, host, CT_MAX.read_text().strip())
+        CT_MAX.write_text(f"{self.limit}\n")
+        at = time.time()
+        flood = (
+            "import socket\n"
+            f"for i in range({self.limit * 2}):\n"  # some are lost on the way: send plenty
+            "    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+            f"    s.sendto(b'x', ('{topo.INTERNET_HOST.ip}', 9))\n"
+            "    s.close()\n"
+        )
+        in_ns("client", "python3", "-c", flood)
+        return at
+
+    def restore(self, host: str) -> None:
+        CT_MAX.write_text(f"{_recall(self.name, host, 262144)}\n")
+        in_ns(host, "conntrack", "-F")
+
+
+@dataclass
+class PowerOff(Fault):
+    """The instance dies with its NICs: the container is killed and its namespace deleted, so the kernel
+    state that forwards and NATs (addresses, rules, conntrack) goes too. `restore` boots it again on the
+    same disk, as an EC2 stop/start would."""
+
+    name: str = "power-off"
+    label: str = "host power-off (instance and NICs gone)"
+
+    def inject(self, host: str) -> float:
+        h = topo.host(host)
+        at = time.time()
+        containers.kill(h)
+        network.delete_host(h)
+        return at
+
+    def restore(self, host: str) -> None:
+        h = topo.host(host)
+        network.build()
+        containers.start(h, baseroot.ensure_base(), ssh.ensure_key(), fresh=False)
+        ssh.wait(h)
+        sh(host, "systemctl is-system-running --wait >/dev/null || true", timeout=120)
+
+
+@dataclass
+class VrrpPartition(Fault):
+    """VRRP (IP protocol 112) dropped between the gateways at the VPC router, both otherwise healthy: a
+    security group without protocol 112 does this. `restore` heals it."""
+
+    name: str = "vrrp-partition"
+    label: str = "VRRP dropped between the gateways"
+
+    def inject(self, host: str) -> float:
+        at = time.time()
+        _drop_rules(network.VPC_NS, "forward", ["ip protocol vrrp"])
+        return at
+
+    def restore(self, host: str) -> None:
+        _drop_table(network.VPC_NS)
+
+
+@dataclass
+class ApiUnreachable(Fault):
+    """The EC2 API unreachable from every gateway (an endpoint or DNS outage); `restore` brings it back."""
+
+    name: str = "api-unreachable"
+    label: str = "EC2 API unreachable"
+
+    def inject(self, host: str) -> float:
+        at = time.time()
+        addrs = ", ".join(str(h.mgmt) for h in topo.gateways())
+        _drop_rules(None, "input", [f"ip saddr {{ {addrs} }} tcp dport {topo.MOTO_PORT}"])
+        return at
+
+    def restore(self, host: str) -> None:
+        _drop_table(None)
+
+
+@dataclass
+class ImdsUnreachable(Fault):
+    """IMDS unreachable from one gateway (hop limit, a firewall); `restore` brings it back."""
+
+    name: str = "imds-unreachable"
+    label: str = "IMDS unreachable"
+
+    def inject(self, host: str) -> float:
+        at = time.time()
+        _drop_rules(None, "input", [f"ip saddr {topo.host(host).mgmt} ip daddr {topo.IMDS_ADDR}"])
+        return at
+
+    def restore(self, host: str) -> None:
+        _drop_table(None)
+
+
+@dataclass
+class UpstreamDown(Fault):
+    """The internet unreachable from one gateway's WAN addresses (its AZ's path), or from all (`both`)."""
+
+    name: str = "upstream-down"
+    label: str = "upstream unreachable from the master"
+    both: bool = False
+
+    def inject(self, host: str) -> float:
+        hosts = topo.gateways() if self.both else (topo.host(host),)
+        addrs = ", ".join(str(a) for h in hosts for a in (h.nic("eth0").address, *h.nic("eth0").secondary))
+        targets = ", ".join(str(t) for t in topo.UPSTREAM_TARGETS)
+        at = time.time()
+        rules = [f"ip saddr {{ {addrs} }} ip daddr {{ {targets} }}"]
+        if self.both:
+            rules.append(f"ip daddr {{ {targets} }}")  # the outage hits everyone, forwarded clients too
+        _drop_rules(network.VPC_NS, "forward", rules)
+        return at
+
+    def restore(self, host: str) -> None:
+        _drop_table(network.VPC_NS)
+
+
+def clear() -> list[str]:
+    """Undo what faults left outside the hosts (rules at the VPC router and on the management bridge, the
+    global conntrack limit); `natgw-lab down` and the fault matrix call it. Returns what it undid."""
+    undone = []
+    for ns in (None, network.VPC_NS):
+        where = [] if ns is None else ["ip", "netns", "exec", ns]
+        listed = subprocess.run([*where, "nft", "list", "table", "inet", FAULT_TABLE], capture_output=True)
+        if listed.returncode == 0:
+            _drop_table(ns)
+            undone.append(f"nft table inet {FAULT_TABLE} in {ns or 'the root namespace'}")
+    for memo in sorted((paths.RUN_DIR / "faults").glob("*.json")):
+        if memo.name.startswith(f"{ConntrackFull.name}-"):
+            CT_MAX.write_text(f"{json.loads(memo.read_text())}\n")
+            undone.append("nf_conntrack_max")
+        memo.unlink()
+    with contextlib.suppress(OSError):
+        (paths.RUN_DIR / "faults").rmdir()
+    return undone
+
+
+FAULTS: dict[str, Fault] = {
+    f.name: f
+    for f in (
+        StopKeepalived(),
+        KillKeepalived(),
+        KillAgent(),
+        PowerOff(),
+        LinkDown(),
+        LinkDown(name="wan-down", label="WAN link (eth0) down", interface="eth0"),
+        NatFlushed(),
+        ForwardingOff(),
+        ConntrackFull(),
+        VrrpPartition(),
+        ApiUnreachable(),
+        ImdsUnreachable(),
+        RestartStorm(),
+        UpstreamDown(),
+        UpstreamDown(name="upstream-down-both", label="upstream unreachable from both", both=True),
+    )
+}

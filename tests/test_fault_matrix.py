@@ -1,0 +1,181 @@
+"""The fault matrix: every fault a production pair meets, injected into the live, converged lab.
+
+Each case breaks the master (or the pair) the way EC2 breaks it, then asserts the end state: exactly one
+gateway owns the EIP and every managed route, it is the VRRP master, the client's egress works through the
+EIP, and the cloud moved exactly as often as the fault deserves (a fight shows as extra EIP moves). Then
+the fault is undone and the pair must stay put (nopreempt: no move back).
+
+It needs a lab converged with site.yml, so it runs from the Molecule scenario `faults` (which sets
+NATLAB_FAULT_MATRIX=1); anywhere else it skips.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from nat_gateway_ha_lab import faults, state
+from nat_gateway_ha_lab import topology as topo
+
+pytestmark = [
+    pytest.mark.lab,
+    pytest.mark.skipif(
+        os.environ.get("NATLAB_FAULT_MATRIX") != "1",
+        reason="needs the converged lab (molecule scenario faults)",
+    ),
+]
+
+SETTLE = 30.0  # seconds a fault may take to end in the right state
+QUIET = 3.0  # seconds without a move that show the pair has settled
+
+
+def _healthy(timeout: float = SETTLE) -> state.LabState:
+    deadline = time.monotonic() + timeout
+    lab = state.describe()
+    while not lab.healthy and time.monotonic() < deadline:
+        time.sleep(0.3)
+        lab = state.describe()
+    assert lab.healthy, f"the lab did not end healthy:\n{lab.render()}"
+    return lab
+
+
+def _settled(since: float) -> list[str]:
+    """The EIP moves since `since`, once none has happened for QUIET seconds."""
+    moves = state.eip_moves(since)
+    while True:
+        time.sleep(QUIET)
+        again = state.eip_moves(since)
+        if again == moves:
+            return moves
+        moves = again
+
+
+def _peer(host: str) -> str:
+    return next(g.name for g in topo.gateways() if g.name != host)
+
+
+@dataclass
+class Case:
+    fault: str
+    moves: int  # EIP moves the fault deserves
+    run: Callable[[faults.Fault, str], None] | None = None  # inject-to-restore, when not the plain one
+
+
+def _partition(fault: faults.Fault, master: str) -> None:
+    """60 s without VRRP between the gateways: at most one move while split, and both see the split."""
+    t0 = time.time()
+    fault.inject(master)
+    time.sleep(10)
+    during = state.eip_moves(t0)
+    assert len(during) <= 1, f"the gateways fought while split: {during}"
+    views = {g.name: state.agent_status(g.name) or {} for g in topo.gateways()}
+    assert any(v.get("split_brain") for v in views.values()), f"nobody reports the split brain: {views}"
+    time.sleep(50)
+    assert state.eip_moves(t0) == during, "a move during the partition after the first one"
+    healed = time.time()
+    fault.restore(master)
+    _healthy()
+    after = _settled(healed)
+    assert len(after) <= 1, f"more than the one move to the VRRP master after the heal: {after}"
+
+
+def _api_down_across_failover(fault: faults.Fault, master: str) -> None:
+    """The EC2 API unreachable for 15 s while the master dies: the new master claims once it answers."""
+    fault.inject(master)
+    stop = faults.FAULTS["stop"]
+    stop.inject(master)
+    time.sleep(15)
+    assert state.eip_moves(time.time() - 15) == [], "a move while the API was unreachable?"
+    fault.restore(master)
+    _healthy()
+    stop.restore(master)
+
+
+def _imds_down_at_agent_start(fault: faults.Fault, master: str) -> None:
+    """IMDS unreachable while the backup's agent starts: it keeps trying and still takes over later."""
+    backup = _peer(master)
+    fault.inject(backup)
+    faults.sh(backup, "systemctl restart nat-gateway-ha-agent")
+    time.sleep(5)
+    journal = faults.sh(backup, "journalctl -u nat-gateway-ha-agent --since=-6s --no-pager")
+    assert "start_failed" in journal, journal[-2000:]
+    fault.restore(backup)
+    time.sleep(3)  # its next attempt (backoff at most 5 s)
+    stop = faults.FAULTS["stop"]
+    stop.inject(master)
+    _healthy()
+    stop.restore(master)
+
+
+def _outage_for_both(fault: faults.Fault, master: str) -> None:
+    """The internet unreachable for both: nothing to gain from moving, so at most one move, no ping-pong."""
+    t0 = time.time()
+    fault.inject(master)
+    time.sleep(20)
+    assert len(state.eip_moves(t0)) <= 1, state.eip_moves(t0)
+    fault.restore(master)
+
+
+CASES = [
+    Case("stop", 1),
+    Case("sigkill", 1),
+    Case("agent-sigkill", 0),
+    Case("power-off", 1),
+    Case("lan-down", 1),
+    Case("wan-down", 1),
+    Case("nat-flushed", 1),
+    Case("forwarding-off", 1),
+    Case("conntrack-full", 1),
+    Case("restart-storm", 1),
+    Case("upstream-down", 1),
+    Case("vrrp-partition", -1, _partition),
+    Case("api-unreachable", 1, _api_down_across_failover),
+    Case("imds-unreachable", 1, _imds_down_at_agent_start),
+    Case("upstream-down-both", -1, _outage_for_both),
+]
+
+
+@pytest.fixture
+def healthy_lab() -> Iterator[state.LabState]:
+    yield _healthy()
+    faults.clear()  # whatever a failed case left: the next one starts from a whole pair
+    for g in topo.gateways():
+        faults.sh(g.name, "systemctl start keepalived nat-gateway-ha-agent")
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.fault for c in CASES])
+def test_fault_ends_with_one_owner_and_working_egress(case: Case, healthy_lab: state.LabState) -> None:
+    master = healthy_lab.vrrp_master
+    assert master is not None
+    fault = faults.FAULTS[case.fault]
+    t0 = time.time()
+    if case.run is not None:
+        case.run(fault, master)
+        _healthy()
+        moves = _settled(t0)
+        end = _healthy()
+        if case.moves >= 0:
+            assert len(moves) == case.moves, f"{case.fault}: expected {case.moves} move(s), saw {moves}"
+        else:  # the case asserted its own bounds; never a fight
+            assert len(moves) <= 2, moves
+    else:
+        fault.inject(master)
+        try:
+            _healthy()
+            moves = _settled(t0)
+            end = _healthy()
+            assert len(moves) == case.moves, f"{case.fault}: expected {case.moves} move(s), saw {moves}"
+            if case.moves:
+                assert end.vrrp_master == _peer(master)
+        finally:
+            restored = time.time()
+            fault.restore(master)
+        end = _healthy()
+        assert _settled(restored) == [], "the pair moved again when the fault was undone"
+    assert end.eip_owner == end.vrrp_master
+    assert all(r.owner == end.vrrp_master for r in end.routes)
+    assert end.egress_source == end.eip
