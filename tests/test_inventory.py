@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from nat_gateway_ha.config import AgentConfig, HealthConfig
+from nat_gateway_ha.config import AgentConfig, AgentTunables, HealthConfig
 from nat_gateway_ha.inventory import HostSpec, PairSpec, PlanError, plan
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -216,7 +216,7 @@ BAD: dict[str, tuple[dict[str, Any], str]] = {
     ),
     "bad agent option value": (
         {"pair": {"agent": {"api_connect_timeout": 0}}},
-        "pair natgw_a, host gw1, field nat_gateway_ha_pair.agent.api_connect_timeout",
+        "pair natgw_a, host gw1,gw2, field nat_gateway_ha_pair.agent.api_connect_timeout",
     ),
     "missing address without facts": (
         {"hosts": {2: {"lan_address": None}}},
@@ -267,6 +267,14 @@ def test_a_host_in_two_pairs_is_refused() -> None:
 def test_duplicate_vrid_on_a_shared_lan_is_refused_and_allowed_on_separate_lans() -> None:
     _, hv = _inventory(4)
     two = {"natgw_a": ["gw1", "gw2"], "natgw_b": ["gw3", "gw4"]}
+    other_pair = _pair(
+        vips=["10.240.240.241/32"],
+        eips=[{"allocation_id": "eipalloc-0b"}],
+        route_tables={"tags": {"Network": "private-b"}},
+    )
+    for h in ("gw3", "gw4"):
+        hv[h]["nat_gateway_ha_pair"] = other_pair
+    hv["gw4"]["nat_gateway_ha_host"] |= {"wan_address": "10.77.9.10/24", "eip_private_ips": ["10.77.9.11"]}
     plan(two, hv, use_facts=False)  # same VRID, LANs 10.77.3-6.0/24 do not overlap
     hv["gw3"] = copy.deepcopy(hv["gw3"])
     hv["gw3"]["nat_gateway_ha_host"]["lan_address"] = "10.77.3.11/24"  # now on gw1's LAN
@@ -308,3 +316,17 @@ def test_argument_specs_describe_every_model_field() -> None:
     assert _spec_options(pair_opts["options"]["health"]) == set(HealthConfig.model_fields)
     defaults = yaml.safe_load((ROOT / "roles/nat_gateway_ha/defaults/main.yml").read_text())
     assert set(defaults) <= set(options)
+
+
+def test_agent_tunables_are_listed_where_users_read_them() -> None:
+    specs = yaml.safe_load((ROOT / "roles/nat_gateway_ha/meta/argument_specs.yml").read_text())
+    described = specs["argument_specs"]["main"]["options"]["nat_gateway_ha_pair"]["options"]["agent"][
+        "description"
+    ]
+    readme_row = next(
+        line
+        for line in (ROOT / "roles/nat_gateway_ha/README.md").read_text().splitlines()
+        if line.startswith("| `agent`")
+    )
+    for name in AgentTunables.model_fields:
+        assert name in described and f"`{name}`" in readme_row, name

@@ -28,3 +28,14 @@ def test_site_refuses_an_inventory_that_contradicts_the_facts_before_converging(
     assert "pair natgw_prod, host gw2, field nat_gateway_ha_host." in out, out
     assert "PLAY [Validate the NAT gateway inventory]" in out
     assert "PLAY [Converge the NAT gateways]" not in out
+
+
+def test_site_with_a_misspelt_parent_group_fails_instead_of_converging_nothing(tmp_path: Path) -> None:
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text("all:\n  children:\n    nat_gateway:\n      hosts:\n        gw-x1: {}\n")
+    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
+    cmd = [str(ANSIBLE_PLAYBOOK), str(ROOT / "site.yml"), "-i", str(inventory), "--check"]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    assert proc.returncode != 0
+    assert "no host in group nat_gateways" in proc.stdout, proc.stdout
+    assert "PLAY [Converge the NAT gateways]" not in proc.stdout

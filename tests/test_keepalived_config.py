@@ -2,7 +2,8 @@
 
 keepalived 2.2.7 refuses a config naming an interface that does not exist where it runs, so each gateway's
 files are checked inside a network namespace holding that gateway's interfaces (veths), created and deleted
-here. The script user is `nobody` for the check: the role creates its own user on the gateway. The check is
+here. The script user is `nobody` for the check (the role creates its own user on the gateway, and the
+inventory refuses `nobody`), so each config is checked as a copy with that one line changed. The check is
 the role's own `validate:` command, keepalived-check: `keepalived -t`, plus the workaround for 2.2.7 killing
 itself on any config with a vrrp_script.
 """
@@ -76,8 +77,12 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """All good inventories rendered together (one plan across them, so VRIDs are checked across them too)."""
     out = tmp_path_factory.mktemp("render-all")
     extra = [arg for name, inv in INVENTORIES.items() if name != "example" for arg in ("-i", str(inv))]
-    proc = render(INVENTORIES["example"], out, *extra, "-e", "nat_gateway_ha_script_user=nobody")
+    proc = render(INVENTORIES["example"], out, *extra)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    for conf in out.glob("*/keepalived.conf"):
+        text = conf.read_text()
+        assert "    script_user keepalived_script\n" in text
+        conf.write_text(text.replace("    script_user keepalived_script\n", "    script_user nobody\n"))
     return out
 
 

@@ -285,3 +285,55 @@ def test_plan_action_finds_pairs_from_the_inventory_or_an_explicit_list(tmp_path
     assert "PLANNED gw-b1,gw-b2" in explicit.stdout, explicit.stdout
     unknown = _play(tmp_path, "{use_facts: false, pair_groups: [natgw_x]}", INVENTORIES["multi_pair"])
     assert unknown.returncode != 0 and "pair group(s) not in the inventory: natgw_x" in unknown.stdout
+
+
+def _inventory_file(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "hosts.yml"
+    path.write_text(text)
+    return path
+
+
+_ONE_PAIR = """
+all:
+  children:
+    {parent}:
+      children:
+        natgw_x:
+          vars:
+            nat_gateway_ha_pair:
+              vrid: 9
+              vips: [10.249.0.1/32]
+              eips: [{{allocation_id: eipalloc-09}}]
+              route_tables: {{ids: [rtb-09]}}
+          hosts:
+            {first}:
+              nat_gateway_ha_host: {{wan_address: 10.9.1.10/24, wan_mac: "02:09:00:00:01:00",
+                lan_address: 10.9.5.10/24, lan_mac: "02:09:00:00:01:01", eip_private_ips: [10.9.1.11]}}
+            gw-x2:
+              nat_gateway_ha_host: {{wan_address: 10.9.2.10/24, wan_mac: "02:09:00:00:02:00",
+                lan_address: 10.9.6.10/24, lan_mac: "02:09:00:00:02:01", eip_private_ips: [10.9.2.11]}}
+"""
+
+
+def test_render_refuses_a_host_name_that_would_leave_the_directory(tmp_path: Path) -> None:
+    inventory = _inventory_file(tmp_path, _ONE_PAIR.format(parent="nat_gateways", first='"../x"'))
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = render(inventory, out)
+    assert proc.returncode != 0
+    assert "pair natgw_x, host '../x', field inventory_hostname" in proc.stdout, proc.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hosts.yml", "out"] and list(out.iterdir()) == []
+
+
+def test_render_with_a_misspelt_parent_group_fails_instead_of_rendering_nothing(tmp_path: Path) -> None:
+    inventory = _inventory_file(tmp_path, _ONE_PAIR.format(parent="nat_gateway", first="gw-x1"))
+    proc = render(inventory, tmp_path / "out")
+    assert proc.returncode != 0
+    assert "no host in group nat_gateways" in proc.stdout, proc.stdout
+
+
+def test_render_refuses_a_gateway_outside_every_pair_group(tmp_path: Path) -> None:
+    text = _ONE_PAIR.format(parent="nat_gateways", first="gw-x1") + "      hosts:\n        gw-stray: {}\n"
+    proc = render(_inventory_file(tmp_path, text), tmp_path / "out")
+    assert proc.returncode != 0
+    assert "host(s) in nat_gateways but in no pair group: gw-stray" in proc.stdout, proc.stdout

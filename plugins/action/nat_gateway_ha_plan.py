@@ -44,6 +44,11 @@ options:
         give them. Off in render mode, where missing addresses are errors.
     type: bool
     default: true
+  script_user:
+    description:
+      - Script user of gateways whose variables do not set C(nat_gateway_ha_script_user) (the role's default).
+    type: str
+    default: keepalived_script
 attributes:
   check_mode:
     support: full
@@ -102,7 +107,7 @@ def _children(task: Any, task_vars: Mapping[str, Any], parent: str) -> list[str]
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _requires_connection = False
-    _VALID_ARGS = frozenset({"parent_group", "pair_groups", "use_facts"})
+    _VALID_ARGS = frozenset({"parent_group", "pair_groups", "use_facts", "script_user"})
 
     def run(self, tmp: str | None = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
         result = super().run(tmp, task_vars)
@@ -127,7 +132,13 @@ class ActionModule(ActionBase):
 
         pairs = {g: [str(h) for h in group_hosts[g]] for g in pair_groups}
         hostvars = task_vars["hostvars"]
-        wanted = ("nat_gateway_ha_pair", "nat_gateway_ha_host") + (("ansible_facts",) if use_facts else ())
+        unpaired = sorted(set(group_hosts.get(parent, [])) - {h for m in pairs.values() for h in m})
+        if unpaired and args.get("pair_groups") is None:
+            raise AnsibleActionFail(
+                f"host(s) in {parent} but in no pair group: {', '.join(unpaired)} (put each in a child group)"
+            )
+        wanted = ("nat_gateway_ha_pair", "nat_gateway_ha_host", "nat_gateway_ha_script_user")
+        wanted += ("ansible_facts",) if use_facts else ()
         hosts: dict[str, dict[str, Any]] = {}
         for members in pairs.values():
             for host in members:
@@ -136,7 +147,8 @@ class ActionModule(ActionBase):
 
         inventory = _import_plan()
         try:
-            planned = inventory.plan(pairs, hosts, use_facts=use_facts)
+            script_user = str(args.get("script_user", "keepalived_script"))
+            planned = inventory.plan(pairs, hosts, use_facts=use_facts, script_user=script_user)
         except inventory.PlanError as exc:
             result.update(
                 failed=True, plan_errors=exc.errors, msg="invalid inventory:\n" + "\n".join(exc.errors)

@@ -13,6 +13,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from nat_gateway_ha.fields import Region, TagKey, TagValue, Url
+
 MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 
 
@@ -40,7 +42,7 @@ class EniRef(StrictModel):
 class EipRef(StrictModel):
     """An Elastic IP, by allocation id (preferred) or public address (resolved once at start)."""
 
-    allocation_id: Annotated[str, Field(pattern=r"^eipalloc-[0-9a-f]+$")] | None = None
+    allocation_id: Annotated[str, Field(pattern=r"^eipalloc-[0-9a-f]{1,32}$")] | None = None
     public_ip: IPv4Address | None = None
 
     @model_validator(mode="after")
@@ -57,9 +59,9 @@ class RouteTableSelection(StrictModel):
     every subnet without an explicit association, which is rarely what a NAT pair wants.
     """
 
-    tags: dict[str, str] = Field(default_factory=dict)
-    ids: list[Annotated[str, Field(pattern=r"^rtb-[0-9a-f]+$")]] = Field(default_factory=list)
-    subnet_ids: list[Annotated[str, Field(pattern=r"^subnet-[0-9a-f]+$")]] = Field(default_factory=list)
+    tags: dict[TagKey, TagValue] = Field(default_factory=dict, max_length=50)
+    ids: list[Annotated[str, Field(pattern=r"^rtb-[0-9a-f]{1,32}$")]] = Field(default_factory=list)
+    subnet_ids: list[Annotated[str, Field(pattern=r"^subnet-[0-9a-f]{1,32}$")]] = Field(default_factory=list)
     include_main: bool = False
 
     @model_validator(mode="after")
@@ -128,29 +130,35 @@ class PeerRef(StrictModel):
     wan_mac: Annotated[str, Field(pattern=MAC_RE.pattern)]
 
 
-class AgentConfig(StrictModel):
+class AgentTunables(StrictModel):
+    """The agent options a pair may tune under `agent`; the inventory gives the other AgentConfig fields."""
+
+    imds_url: Url = "http://169.254.169.254"
+    api_connect_timeout: Annotated[float, Field(gt=0, le=30)] = 1.0
+    api_read_timeout: Annotated[float, Field(gt=0, le=60)] = 2.0
+    api_max_attempts: Annotated[int, Field(ge=1, le=10)] = 4
+    max_concurrency: Annotated[int, Field(ge=1, le=50)] = 16
+    reconcile_interval: Annotated[float, Field(gt=0, le=3600)] = 5.0
+    debounce: Annotated[float, Field(ge=0, le=5)] = 0.0
+    # The inventory allows only paths under fields.MetricsPath's prefixes (rule agent_paths_are_allowed).
+    metrics_textfile: Path | None = None
+
+
+class AgentConfig(AgentTunables):
     """Everything one gateway's agent needs; resolved against EC2 once at start, not per takeover."""
 
     pair: str
     host: str
     vrrp_instance: str
-    region: str | None = None
-    endpoint_url: str | None = None
-    imds_url: str = "http://169.254.169.254"
+    region: Region | None = None
+    endpoint_url: Url | None = None
     wan_eni: EniRef
     lan_eni: EniRef
     eips: list[EipBinding] = Field(min_length=1)
     route_tables: RouteTableSelection
     destinations: list[IPv4Network] = Field(default_factory=lambda: [IPv4Network("0.0.0.0/0")])
-    api_connect_timeout: Annotated[float, Field(gt=0, le=30)] = 1.0
-    api_read_timeout: Annotated[float, Field(gt=0, le=60)] = 2.0
-    api_max_attempts: Annotated[int, Field(ge=1, le=10)] = 4
-    max_concurrency: Annotated[int, Field(ge=1, le=50)] = 16
-    reconcile_interval: Annotated[float, Field(gt=0)] = 5.0
-    debounce: Annotated[float, Field(ge=0, le=5)] = 0.0
     fifo_path: Path = Path("/run/nat-gateway-ha/notify.fifo")
     state_dir: Path = Path("/var/lib/nat-gateway-ha")
-    metrics_textfile: Path | None = None
     # Addresses keepalived adds only while MASTER (the pair's VIPs): at start the agent finds out whether it
     # is master from them, so an agent restart on the master keeps reconciling.
     vips: list[IPv4Address] = Field(default_factory=list)
