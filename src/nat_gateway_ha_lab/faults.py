@@ -368,6 +368,28 @@ class UpstreamDown(Fault):
         _drop_table(network.VPC_NS)
 
 
+@dataclass
+class RogueVrrp(Fault):
+    """A stranger in the VPC (the client) sends VRRPv3 adverts with the pair's VRID and priority 254 to
+    the master for `seconds`: without filtering, the master yields to it, the peer (which hears no
+    stranger) is elected, and the pair moves (seen in the lab before the role filtered VRRP)."""
+
+    name: str = "rogue-vrrp"
+    label: str = "rogue VRRP speaker, priority 254"
+    vrid: int = 77
+    seconds: float = 6.0
+
+    def inject(self, host: str) -> float:
+        at = time.time()
+        target = str(topo.host(host).nic("eth1").address)
+        args = [str(self.vrid), "254", str(self.seconds), str(topo.VIP.ip), target]
+        in_ns("client", "python3", str(Path(__file__).with_name("rogue_vrrp.py")), *args)
+        return at
+
+    def restore(self, host: str) -> None:
+        pass  # the speaker stops by itself
+
+
 def clear() -> list[str]:
     """Undo what faults left outside the hosts (rules at the VPC router and on the management bridge, the
     global conntrack limit); `natgw-lab down` and the fault matrix call it. Returns what it undid."""
@@ -406,5 +428,6 @@ FAULTS: dict[str, Fault] = {
         RestartStorm(),
         UpstreamDown(),
         UpstreamDown(name="upstream-down-both", label="upstream unreachable from both", both=True),
+        RogueVrrp(),
     )
 }
