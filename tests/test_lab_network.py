@@ -116,3 +116,22 @@ def test_private_addresses_do_not_reach_the_internet_host_without_the_data_plane
     servers.start(network.INET_NS, topo.INTERNET_HOST.ip, 7004)
     # natlab-inet only routes the EIP pool back: without an EIP mapping there is no way home, as at AWS.
     assert _connect(topo.host("client").netns, topo.INTERNET_HOST.ip, 7004) == ""
+
+
+def _mac(ns: str | None, link: str) -> str:
+    out = subprocess.run(_in_ns(ns, "cat", f"/sys/class/net/{link}/address"), capture_output=True, text=True)
+    return out.stdout.strip()
+
+
+@pytest.mark.usefixtures("built")
+def test_a_host_powered_off_changes_no_address_the_others_have_learned() -> None:
+    """A bridge takes its lowest port MAC unless set: a vanished host would leave stale ARP entries."""
+    gw1 = topo.host("gw1")
+    bridges = [(None, network.MGMT_BRIDGE)] + [(network.VPC_NS, s.bridge) for s in topo.SUBNETS]
+    before = {b: _mac(ns, b) for ns, b in bridges}
+    network.delete_host(gw1)
+    try:
+        assert {b: _mac(ns, b) for ns, b in bridges} == before
+        assert before[network.MGMT_BRIDGE] == network.MGMT_MAC
+    finally:
+        network.build()

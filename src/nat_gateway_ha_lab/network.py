@@ -96,6 +96,11 @@ def router_mac(index: int) -> str:
     return f"02:77:ff:00:00:{index:02x}"
 
 
+# A bridge without a set address takes its ports' lowest MAC: a host powered off would change it and leave
+# every other host's ARP entry for the controller (EC2 API, IMDS) stale for half a minute.
+MGMT_MAC = "02:77:fe:00:00:01"
+
+
 def _ensure_ns(name: str) -> None:
     if name not in namespaces():
         _run(["ip", "netns", "add", name])
@@ -159,6 +164,7 @@ def _build_host(host: topo.Host) -> None:
 def _build_mgmt() -> None:
     if not link_exists(MGMT_BRIDGE):
         ip("link", "add", MGMT_BRIDGE, "type", "bridge", "stp_state", "0", "forward_delay", "0")
+    ip("link", "set", MGMT_BRIDGE, "address", MGMT_MAC)
     _ensure_addr(None, MGMT_BRIDGE, topo.MGMT_NET)
     _ensure_addr(None, MGMT_BRIDGE, IPv4Interface(f"{topo.IMDS_ADDR}/32"))
     ip("link", "set", MGMT_BRIDGE, "up")
