@@ -14,6 +14,7 @@ description:
   - With O(source_dest_check=false) disables source/destination checking on both ENIs, as NAT needs.
   - With O(owner=true) makes this gateway the owner (EIPs on its WAN private IPs, every managed route on its
     LAN ENI) through the same takeover code path as the failover agent; used for planned switchovers.
+  - Checks that the instance requires IMDSv2 with a hop limit of 1 (O(require_imdsv2)).
   - Check mode reports what would change; diff mode shows ownership before and after.
 version_added: "0.1.0"
 author: nat-gateway-ha developers
@@ -37,6 +38,13 @@ options:
       - Make this gateway the owner of the pair's EIPs and routes. V(false) only reports ownership.
     type: bool
     default: false
+  require_imdsv2:
+    description:
+      - Fail unless the instance's metadata options require IMDSv2 tokens with a hop limit of 1, so that
+        the instance role's credentials answer neither an SSRF (IMDSv1) nor a container or forwarded packet.
+      - V(false) only reports them in RV(metadata_options).
+    type: bool
+    default: true
 attributes:
   check_mode:
     support: full
@@ -96,6 +104,13 @@ ownership_after:
   description: Where each EIP and route points after.
   returned: always
   type: dict
+metadata_options:
+  description: The instance's IMDS options as EC2 reports them.
+  returned: always
+  type: dict
+  contains:
+    http_tokens: {description: V(required) when only IMDSv2 answers., type: str}
+    hop_limit: {description: How many hops an IMDSv2 token response may travel., type: int}
 takeover:
   description: The takeover's summary (planned, pending and failed calls, duration) when O(owner=true).
   returned: when owner is true
@@ -112,6 +127,7 @@ def main() -> None:
             "agent_config": {"type": "dict"},
             "source_dest_check": {"type": "bool"},
             "owner": {"type": "bool", "default": False},
+            "require_imdsv2": {"type": "bool", "default": True},
         },
         supports_check_mode=True,
     )
@@ -132,7 +148,11 @@ def main() -> None:
         else:
             cfg = AgentConfig.load(Path(p["config"]))
         out = ensure(
-            cfg, owner=p["owner"], want_source_dest_check=p["source_dest_check"], check_mode=module.check_mode
+            cfg,
+            owner=p["owner"],
+            want_source_dest_check=p["source_dest_check"],
+            check_mode=module.check_mode,
+            require_imdsv2=p["require_imdsv2"],
         )
     except ValidationError as err:
         given = p["agent_config"] or {}

@@ -205,6 +205,7 @@ def agent_config(world: World, host: str, imds_url: str, tmp: Any, **overrides: 
         "region": topology.REGION,
         "endpoint_url": world.endpoint_url,
         "imds_url": imds_url,
+        "insecure_endpoints": True,
         "wan_eni": {"mac": h.nic("eth0").mac},
         "lan_eni": {"mac": h.nic("eth1").mac},
         "eips": [{"eip": {"public_ip": "203.0.113.10"}, "private_ip": str(h.nic("eth0").secondary[0])}],

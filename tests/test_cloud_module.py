@@ -38,6 +38,27 @@ def test_check_mode_then_claim_and_source_dest_check(cloud_world, imds_server, t
     assert not again["changed"]
 
 
+def test_imdsv1_or_a_wider_hop_limit_is_refused(inprocess_world, imds_server, tmp_path) -> None:
+    from nat_gateway_ha.provision import InsecureMetadata
+
+    w = inprocess_world
+    imds_server.target["id"] = w.instances["gw2"]
+    cfg = agent_config(w, "gw2", imds_server.url, tmp_path)
+    assert ensure(cfg)["metadata_options"] == {"http_tokens": "required", "hop_limit": 1}
+    w.ec2.modify_instance_metadata_options(
+        InstanceId=w.instances["gw2"], HttpTokens="optional", HttpPutResponseHopLimit=2
+    )
+    with pytest.raises(
+        InsecureMetadata,
+        match=r"pair lab host gw2: instance i-\w+ has IMDS tokens optional and hop limit 2.*tokens required",
+    ):
+        ensure(cfg)
+    assert ensure(cfg, require_imdsv2=False)["metadata_options"] == {
+        "http_tokens": "optional",
+        "hop_limit": 2,
+    }
+
+
 def test_bad_config_names_pair_host_and_field(inprocess_world, imds_server, tmp_path) -> None:
     from nat_gateway_ha.resolve import ResolveError
 

@@ -217,6 +217,18 @@ CASES: dict[str, tuple[str, Callable[[Inv], None], str, str]] = {
         A + "agent.imds_url",
         "models",
     ),
+    "plain-http EC2 endpoint outside a lab": (
+        "transport",
+        pair("natgw_a", endpoint_url="http://ec2.eu-west-1.amazonaws.com"),
+        A + "endpoint_url: http://ec2.eu-west-1.amazonaws.com is not https",
+        "endpoints_are_secure",
+    ),
+    "imds_url elsewhere than the instance's metadata service": (
+        "transport",
+        pair("natgw_a", agent={"imds_url": "http://10.0.0.5"}),
+        A + "agent.imds_url: http://10.0.0.5 is not the instance metadata service",
+        "endpoints_are_secure",
+    ),
     "metrics file over /etc/passwd": (
         "path",
         pair("natgw_a", agent={"metrics_textfile": "/etc/passwd"}),
@@ -592,6 +604,15 @@ VALID: dict[str, Callable[[Inv], None]] = {
         pair("natgw_b", vips=["10.241.0.1/32"], vrid=51),
         host("natgw_b", "gw-b1", lan_address="10.10.5.10/24"),
     ),
+    "a lab's plain-http emulators": pair(
+        "natgw_a",
+        endpoint_url="http://10.254.77.1:5077",
+        insecure_endpoints=True,
+        agent={"imds_url": "http://10.0.0.5"},
+    ),
+    "an https interface endpoint": pair(
+        "natgw_a", endpoint_url="https://vpce-0abc.ec2.eu-west-1.vpce.amazonaws.com"
+    ),
     "a dedicated script user": hvar("gw-a1", nat_gateway_ha_script_user="natgw_checks"),
     "the most VIPs and EIPs a pair may have": both(
         pair(
@@ -646,3 +667,24 @@ def test_templates_refuse_a_value_that_got_past_the_models(field: str, value: st
         host_vars["nat"]["wan_interface"] = value
         with pytest.raises(Exception, match="not a plain word"):
             render("nat-gateway-ha/nat.nft.j2", host_vars)
+
+
+def test_the_agent_refuses_a_hand_written_plain_http_endpoint() -> None:
+    """The agent's own model holds the same line, for configs that never went through the inventory."""
+    from pydantic import ValidationError
+
+    from nat_gateway_ha.config import AgentConfig
+
+    cfg = {
+        "pair": "p",
+        "host": "h",
+        "vrrp_instance": "VI_p",
+        "endpoint_url": "http://ec2.eu-west-1.amazonaws.com",
+        "wan_eni": {"device_index": 0},
+        "lan_eni": {"device_index": 1},
+        "eips": [{"eip": {"allocation_id": "eipalloc-0abc"}, "private_ip": "10.0.0.5"}],
+        "route_tables": {"tags": {"Network": "private"}},
+    }
+    with pytest.raises(ValidationError, match=r"endpoint_url: .* is not https"):
+        AgentConfig.model_validate(cfg)
+    assert AgentConfig.model_validate({**cfg, "insecure_endpoints": True}).endpoint_url == cfg["endpoint_url"]

@@ -337,3 +337,13 @@ def test_render_refuses_a_gateway_outside_every_pair_group(tmp_path: Path) -> No
     proc = render(_inventory_file(tmp_path, text), tmp_path / "out")
     assert proc.returncode != 0
     assert "host(s) in nat_gateways but in no pair group: gw-stray" in proc.stdout, proc.stdout
+
+
+def test_the_vrrp_password_reaches_the_file_and_no_output(tmp_path: Path) -> None:
+    """-vvv --diff shows plans, facts and diffs: none may carry auth_pass; the file is its owner's only."""
+    proc = render(INVENTORIES["multi_pair"], tmp_path, "-vvv", "--diff")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "s3cret" not in proc.stdout + proc.stderr
+    conf = tmp_path / "gw-b1" / "keepalived.conf"
+    assert "auth_pass s3cret" in conf.read_text()
+    assert conf.stat().st_mode & 0o777 == 0o600

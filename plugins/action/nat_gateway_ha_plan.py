@@ -159,4 +159,11 @@ class ActionModule(ActionBase):
             result.update(failed=True, msg=f"nat_gateway_ha.inventory.plan() crashed: {exc!r}", traceback=tb)
             return result
         result.update(changed=False, plan=planned.to_vars())
+        if any(
+            h["nat_gateway_ha_pair"].get("authentication")
+            for h in hosts.values()
+            if "nat_gateway_ha_pair" in h
+        ):
+            # The plan carries the VRRPv2 auth_pass: keep it out of every callback's output (facts still set).
+            result["_ansible_no_log"] = True
         return result

@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from nat_gateway_ha.fields import Region, TagKey, TagValue, Url
+from nat_gateway_ha.fields import Region, TagKey, TagValue, Url, insecure_endpoint
 
 MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 
@@ -152,6 +152,8 @@ class AgentConfig(AgentTunables):
     vrrp_instance: str
     region: Region | None = None
     endpoint_url: Url | None = None
+    # Plain-http EC2 endpoint and an IMDS elsewhere than 169.254.169.254: for a lab's emulators only.
+    insecure_endpoints: bool = False
     wan_eni: EniRef
     lan_eni: EniRef
     eips: list[EipBinding] = Field(min_length=1)
@@ -177,6 +179,14 @@ class AgentConfig(AgentTunables):
     listen_address: IPv4Address | None = None
     listen_port: Annotated[int, Field(ge=0, le=65535)] = 9587
     peers: list[PeerRef] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _secure_endpoints(self) -> AgentConfig:
+        if not self.insecure_endpoints:
+            for field in ("endpoint_url", "imds_url"):
+                if why := insecure_endpoint(field, getattr(self, field)):
+                    raise ValueError(f"{field}: {why}")
+        return self
 
     @classmethod
     def load(cls, path: Path) -> AgentConfig:

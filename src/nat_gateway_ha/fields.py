@@ -29,6 +29,28 @@ Url = Annotated[
         max_length=200, pattern=r"^https?://[A-Za-z0-9][A-Za-z0-9.-]*(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?$"
     ),
 ]
+# IMDS is plain http by design, at a fixed link-local address.
+IMDS_URL = "http://169.254.169.254"
+LAB_FLAG = "set insecure_endpoints: true for a lab"
+
+
+def insecure_endpoint(field: str, url: str | None) -> str | None:
+    """Why `url` is refused outside a lab (`insecure_endpoints: true`), or None.
+
+    The EC2 endpoint carries the instance role's signed requests: over plain http anyone on the path reads
+    and replays them. The IMDS URL is only ever the instance's own link-local service.
+    """
+    if url is None:
+        return None
+    if field == "imds_url":
+        if url.rstrip("/") != IMDS_URL:
+            return f"{url} is not the instance metadata service ({IMDS_URL}); {LAB_FLAG}"
+        return None
+    if not url.startswith("https://"):
+        return f"{url} is not https: the EC2 API's signed requests would cross in clear; {LAB_FLAG}"
+    return None
+
+
 TagKey = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9 _.:/=+@-]+$")]
 TagValue = Annotated[str, StringConstraints(max_length=256, pattern=r"^[A-Za-z0-9 _.:/=+@-]*$")]
 

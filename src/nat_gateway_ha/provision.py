@@ -26,16 +26,42 @@ def predicted_ownership(t: Target) -> dict[str, Any]:
     }
 
 
+class InsecureMetadata(RuntimeError):
+    """The instance answers IMDSv1 or hands tokens beyond itself: its role's credentials can leak."""
+
+
+def metadata_options(ec2: Any, instance_id: str) -> dict[str, Any]:
+    """The instance's IMDS options: IMDSv2 required and hop limit 1 keep its credentials on the instance
+    (IMDSv1 answers any SSRF; a higher hop limit answers containers and forwarded packets)."""
+    instance = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
+    opts = instance.get("MetadataOptions", {})
+    return {"http_tokens": opts.get("HttpTokens"), "hop_limit": opts.get("HttpPutResponseHopLimit")}
+
+
+def check_metadata(cfg: AgentConfig, instance_id: str, opts: dict[str, Any]) -> None:
+    if opts["http_tokens"] != "required" or opts["hop_limit"] != 1:
+        raise InsecureMetadata(
+            f"pair {cfg.pair} host {cfg.host}: instance {instance_id} has IMDS tokens {opts['http_tokens']} "
+            f"and hop limit {opts['hop_limit']}, want required and 1: "
+            f"aws ec2 modify-instance-metadata-options --instance-id {instance_id} "
+            "--http-tokens required --http-put-response-hop-limit 1"
+        )
+
+
 def ensure(
     cfg: AgentConfig,
     owner: bool = False,
     want_source_dest_check: bool | None = None,
     check_mode: bool = False,
+    require_imdsv2: bool = True,
 ) -> dict[str, Any]:
     """Discover; make src/dst check and ownership as asked (unless check_mode); report before and after."""
     cloud = connect(cfg)
     try:
         t = cloud.target
+        imds = metadata_options(cloud.ec2, t.instance_id)
+        if require_imdsv2:
+            check_metadata(cfg, t.instance_id, imds)
         before = cloud.observe().owner_summary(t)
         checks = source_dest_check(cloud.ec2, t)
         changed = False
@@ -73,6 +99,7 @@ def ensure(
             "ownership_before": before,
             "ownership_after": after,
             "takeover": takeover,
+            "metadata_options": imds,
         }
     finally:
         cloud.close()

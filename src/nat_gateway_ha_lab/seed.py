@@ -238,6 +238,8 @@ def launch(ec2: EC2Client, set_mac: SetMac, host: topo.Host, subnets: dict[str, 
         MinCount=1,
         MaxCount=1,
         Placement={"AvailabilityZone": az},
+        # What provisioning sets and the cloud module checks: IMDSv2 only, tokens never beyond the instance.
+        MetadataOptions={"HttpTokens": "required", "HttpPutResponseHopLimit": 1, "HttpEndpoint": "enabled"},
         NetworkInterfaces=[
             {"DeviceIndex": n.device_index, "NetworkInterfaceId": n.eni_id} for n in nics.values()
         ],

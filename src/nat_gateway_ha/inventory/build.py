@@ -77,6 +77,7 @@ def _agent(
         vrrp_instance=instance,
         region=spec.region,
         endpoint_url=spec.endpoint_url,
+        insecure_endpoints=spec.insecure_endpoints,
         wan_eni=EniRef(mac=r.wan.mac),
         lan_eni=EniRef(mac=r.lan.mac),
         eips=[

@@ -76,6 +76,7 @@ class PairSpec(StrictModel):
     track_script: TrackScript | None = None
     region: Region | None = None
     endpoint_url: Url | None = None
+    insecure_endpoints: bool = False  # plain-http endpoint_url, an IMDS elsewhere: the lab's emulators
     vpc_cidrs: list[IPv4Network] = Field(
         default_factory=lambda: list(RFC1918), min_length=1, max_length=MAX_ADDRESSES
     )

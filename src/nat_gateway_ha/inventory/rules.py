@@ -14,7 +14,7 @@ from ipaddress import IPv4Address, IPv4Network
 
 from pydantic import TypeAdapter, ValidationError
 
-from nat_gateway_ha.fields import MetricsPath
+from nat_gateway_ha.fields import MetricsPath, insecure_endpoint
 from nat_gateway_ha.inventory.errors import Errors
 from nat_gateway_ha.inventory.facts import Resolved
 from nat_gateway_ha.inventory.models import HOST_VAR, PAIR_VAR, PairSpec
@@ -126,6 +126,16 @@ def agent_paths_are_allowed(inv: Inventory, err: Errors) -> None:
         except ValidationError as exc:
             msg = exc.errors(include_url=False)[0]["msg"][:200]
             err.add(pair, inv.pairs[pair], f"{PAIR_VAR}.agent.metrics_textfile", msg)
+
+
+def endpoints_are_secure(inv: Inventory, err: Errors) -> None:
+    """https to EC2 and IMDS at its own address, unless the pair is a lab's (`insecure_endpoints`)."""
+    for pair, spec in inv.specs.items():
+        if spec.insecure_endpoints:
+            continue
+        for field, url in (("endpoint_url", spec.endpoint_url), ("agent.imds_url", spec.agent.imds_url)):
+            if why := insecure_endpoint(field.removeprefix("agent."), url):
+                err.add(pair, inv.pairs[pair], f"{PAIR_VAR}.{field}", why)
 
 
 def priorities_are_distinct(inv: Inventory, err: Errors) -> None:
@@ -387,6 +397,7 @@ RULES: tuple[Rule, ...] = (
     vip_routes_need_host_routes,
     vpc_cidrs_are_ranges,
     agent_paths_are_allowed,
+    endpoints_are_secure,
     priorities_are_distinct,
     host_interfaces_are_usable,
     host_addresses_in_own_subnets,
