@@ -54,6 +54,8 @@ attributes:
     description: Shows EIP and route ownership before and after.
 requirements:
   - the nat-gateway-ha package (the agent's venv), boto3
+  - O(source_dest_check) needs ec2:ModifyNetworkInterfaceAttribute, which the generated instance policy
+    does not grant; the role turns the check off from the controller instead (amazon.aws.ec2_eni)
 notes:
   - Needs IMDS and EC2 access from the gateway (its instance role); see C(natgw-ha-agent iam-policy).
 """
@@ -104,6 +106,10 @@ ownership_after:
   description: Where each EIP and route points after.
   returned: always
   type: dict
+region:
+  description: The region of the gateway's EC2 calls (from the config, else IMDS).
+  returned: always
+  type: str
 metadata_options:
   description: The instance's IMDS options as EC2 reports them.
   returned: always

@@ -100,6 +100,7 @@ def ensure(
             "ownership_after": after,
             "takeover": takeover,
             "metadata_options": imds,
+            "region": cloud.ec2.meta.region_name,
         }
     finally:
         cloud.close()
