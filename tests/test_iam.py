@@ -11,6 +11,7 @@ import json
 from types import SimpleNamespace
 from typing import Any
 
+import parliament
 import pytest
 
 from conftest import agent_config, peers_of
@@ -187,6 +188,35 @@ def test_provisioning_policy_only_the_pairs_enis() -> None:
     assert not allowed(doc, Request("ec2:AssociateAddress", [eip(ALLOCATION), eni(WAN[0])]))
     with pytest.raises(iam.PolicyError, match="ENI"):
         iam.provisioning_policy(account=ACCOUNT, region=REGION, eni_ids=[])
+
+
+@pytest.mark.parametrize("which", ["policy", "provisioning_policy"])
+def test_parliament_finds_nothing(tmp_path, which: str) -> None:
+    """Duo Labs' linter, community auditors included. Describe* on "*" draws no RESOURCE_STAR: parliament
+    knows those actions have no resource type, so nothing is filtered out."""
+    if which == "policy":
+        doc = _policy(tmp_path)
+    else:
+        doc = iam.provisioning_policy(account=ACCOUNT, region=REGION, vpc_id=VPC, eni_ids=[*WAN, *LAN])
+    found = parliament.analyze_policy_string(json.dumps(doc), include_community_auditors=True).findings
+    assert [(f.issue, f.detail) for f in found] == []
+
+
+def test_parliament_does_flag_the_old_mistakes() -> None:
+    """So its silence above means something: a wildcard route resource and a StringEquals on an ARN key."""
+    old = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": ["ec2:ReplaceRoute"],
+                "Resource": "*",
+                "Condition": {"StringEquals": {"ec2:Vpc": f"arn:aws:ec2:{REGION}:*:vpc/{VPC}"}},
+            }
+        ],
+    }
+    found = parliament.analyze_policy_string(json.dumps(old), include_community_auditors=True).findings
+    assert {f.issue for f in found} >= {"RESOURCE_STAR", "MISMATCHED_TYPE_BUT_USABLE"}
 
 
 # --- what the generator refuses to write ---------------------------------------------------------------
