@@ -48,6 +48,8 @@ requirements:
   - the nat-gateway-ha package (the agent's venv), boto3
 notes:
   - Needs IMDS and EC2 access from the gateway (its instance role); see C(natgw-ha-agent iam-policy).
+    O(source_dest_check=false) also needs its C(provisioning_policy) (ModifyNetworkInterfaceAttribute on
+    the pair's ENIs), which the agent itself never uses.
 """
 
 EXAMPLES = r"""
