@@ -58,6 +58,8 @@ requirements:
     does not grant; the role turns the check off from the controller instead (amazon.aws.ec2_eni)
 notes:
   - Needs IMDS and EC2 access from the gateway (its instance role); see C(natgw-ha-agent iam-policy).
+    O(source_dest_check=false) also needs its C(provisioning_policy) (ModifyNetworkInterfaceAttribute on
+    the pair's ENIs), which the agent itself never uses.
 """
 
 EXAMPLES = r"""

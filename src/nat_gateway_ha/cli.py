@@ -9,9 +9,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
 from nat_gateway_ha import iam, log, status
+from nat_gateway_ha.aws import ec2_client
 from nat_gateway_ha.config import AgentConfig
 from nat_gateway_ha.daemon import Agent, make_health
 from nat_gateway_ha.imds import ImdsError
@@ -55,6 +57,51 @@ def _status(cfg_path: Path) -> int:
     return 0 if "error" not in data else 1
 
 
+def _iam_policy(cfg: AgentConfig, args: argparse.Namespace) -> int:
+    """Print the pair's policies; ids come from the options, and from EC2 as well with --resolve."""
+    account, vpc_id = args.account, args.vpc_id
+    tables, wan, lan, allocations = args.route_table_id, args.eni_id, args.lan_eni_id, args.allocation_id
+    region = args.region or cfg.region
+    try:
+        if args.resolve:
+            found = iam.discover(cfg, ec2_client(cfg, iam.check_region(region)), vpc_id)
+            if account and account != found.account:
+                raise iam.PolicyError(f"--account {account}, but the gateways' ENIs are {found.account}'s")
+            account, vpc_id = found.account, found.vpc_id
+            tables = [*tables, *found.route_table_ids]
+            wan, lan = [*wan, *found.wan_eni_ids], [*lan, *found.lan_eni_ids]
+            known = {b.eip.allocation_id for b in cfg.eips}
+            allocations = [*allocations, *(a for a in found.allocation_ids if a not in known)]
+        out: dict[str, Any] = {
+            "policy": iam.policy(
+                cfg,
+                account=account,
+                region=region,
+                vpc_id=vpc_id,
+                route_table_ids=sorted(set(tables)),
+                eni_ids=sorted(set(wan)),
+                allocation_ids=sorted(set(allocations)),
+            ),
+            "security_group_ingress": iam.security_group_rules(args.peer),
+        }
+        # Only if the gateways disable their own source/dest check (nat_gateway_ha_cloud run by the role);
+        # leave it out when provisioning (Terraform, CloudFormation) already did.
+        if lan:
+            out["provisioning_policy"] = iam.provisioning_policy(
+                account=account, region=region, vpc_id=vpc_id, eni_ids=sorted({*wan, *lan})
+            )
+        else:
+            log.warning("provisioning_policy_skipped", reason="no LAN ENI: give --lan-eni-id or --resolve")
+    except iam.PolicyError as err:
+        print(f"natgw-ha-agent iam-policy: {err}", file=sys.stderr)
+        return 2
+    except (BotoCoreError, ClientError) as err:
+        log.error("agent_failed", command=args.command, error=str(err).replace("\n", "; "))
+        return 1
+    print(json.dumps(out, indent=2))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="natgw-ha-agent", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -73,8 +120,35 @@ def main(argv: list[str] | None = None) -> int:
         "iam-policy", help="print the least-privilege IAM policy and VRRP security-group rules"
     )
     p.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
-    p.add_argument("--account", default="*")
-    p.add_argument("--vpc-id")
+    p.add_argument("--account", help="the pair's 12-digit AWS account (with --resolve: its ENIs' owner)")
+    p.add_argument("--region", help="default: the config's region")
+    p.add_argument("--vpc-id", help="adds an ec2:Vpc condition (needs --account)")
+    p.add_argument("--route-table-id", action="append", default=[], help="a managed route table (repeat)")
+    p.add_argument(
+        "--eni-id",
+        "--wan-eni-id",
+        dest="eni_id",
+        action="append",
+        default=[],
+        help="each gateway's WAN ENI, where the EIPs go (repeat)",
+    )
+    p.add_argument(
+        "--lan-eni-id",
+        action="append",
+        default=[],
+        help="each gateway's LAN ENI, for the provisioning policy (repeat)",
+    )
+    p.add_argument(
+        "--allocation-id",
+        action="append",
+        default=[],
+        help="the allocation of an EIP the config names by public_ip (repeat)",
+    )
+    p.add_argument(
+        "--resolve",
+        action="store_true",
+        help="find the ids with EC2 Describe calls (the caller's credentials, the config's region/endpoint)",
+    )
     p.add_argument("--peer", action="append", default=[], help="a peer's VRRP source address (repeat)")
     args = parser.parse_args(argv)
     log.setup()
@@ -83,17 +157,7 @@ def main(argv: list[str] | None = None) -> int:
             return _status(args.config)
         cfg = AgentConfig.load(args.config)
         if args.command == "iam-policy":
-            out = {
-                "policy": iam.policy(cfg, account=args.account, vpc_id=args.vpc_id),
-                "security_group_ingress": iam.security_group_rules(args.peer),
-                # Only if the gateways disable their own source/dest check (nat_gateway_ha_cloud run by the
-                # role); leave it out when provisioning (Terraform, CloudFormation) already did.
-                "provisioning_policy": iam.provisioning_policy(
-                    account=args.account, region=cfg.region or "*", vpc_id=args.vpc_id
-                ),
-            }
-            print(json.dumps(out, indent=2))
-            return 0
+            return _iam_policy(cfg, args)
         if args.command == "claim":
             return _claim(cfg, args.dry_run)
         return _run(cfg, args.dry_run)
