@@ -26,7 +26,12 @@ TABLES = ["rtb-0a1", "rtb-0a2"]
 ALLOCATION = "eipalloc-0e1"
 WAN = ["eni-0a10", "eni-0b10"]
 LAN = ["eni-0a11", "eni-0b11"]
-DESCRIBE = ["ec2:DescribeAddresses", "ec2:DescribeNetworkInterfaces", "ec2:DescribeRouteTables"]
+DESCRIBE = [
+    "ec2:DescribeAddresses",
+    "ec2:DescribeInstances",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeRouteTables",
+]
 
 
 def arn(kind: str, rid: str, account: str = ACCOUNT) -> str:
@@ -91,7 +96,6 @@ REFUSED = {
     "DisassociateAddress": Request("ec2:DisassociateAddress", [eip(ALLOCATION), eni(WAN[0])]),
     "DeleteRoute": Request("ec2:DeleteRoute", [table(TABLES[0])]),
     "ModifyNetworkInterfaceAttribute": Request("ec2:ModifyNetworkInterfaceAttribute", [eni(WAN[0])]),
-    "DescribeInstances": Request("ec2:DescribeInstances", [ANYWHERE]),
 }
 
 
@@ -112,7 +116,7 @@ def test_policy_allows_exactly_the_takeover(tmp_path) -> None:
     eips = [eip(ALLOCATION), eip("eipalloc-0f1")]
     enis = [eni(e) for e in [*WAN, *LAN, "eni-0f10"]] + [eni("eni-0f20", OTHER_VPC)]
     shapes: dict[str, list[list[Resource]]] = {
-        **{a: [[ANYWHERE]] for a in [*DESCRIBE, "ec2:DescribeInstances"]},
+        **{a: [[ANYWHERE]] for a in DESCRIBE},
         "ec2:CreateRoute": [[t] for t in tables],
         "ec2:ReplaceRoute": [[t] for t in tables],
         "ec2:DeleteRoute": [[t] for t in tables],
@@ -122,7 +126,7 @@ def test_policy_allows_exactly_the_takeover(tmp_path) -> None:
         "ec2:ModifyNetworkInterfaceAttribute": [[e] for e in enis],
     }
     probes = [Request(a, rs) for a, many in shapes.items() for rs in many]
-    assert len(probes) == 4 + 3 * 4 + 2 * (2 * 6) + 2 + 6
+    assert len(probes) == len(DESCRIBE) + 3 * 4 + 2 * (2 * 6) + 2 + 6
     assert [p for p in probes if allowed(doc, p)] == TAKEOVER
 
 

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 DESCRIBE_ACTIONS = [
     "ec2:DescribeAddresses",
+    "ec2:DescribeInstances",  # the cloud module checks the instance's IMDS options
     "ec2:DescribeNetworkInterfaces",
     "ec2:DescribeRouteTables",
 ]
