@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shlex
 import subprocess
 import time
 from dataclasses import dataclass
@@ -19,74 +18,20 @@ from pathlib import Path
 
 from nat_gateway_ha_lab import baseroot, containers, network, paths, ssh
 from nat_gateway_ha_lab import topology as topo
+from nat_gateway_ha_lab.fault_tools import (
+    FAULT_TABLE,
+    FaultError,
+    drop_rules,
+    drop_table,
+    in_ns,
+    recall,
+    remember,
+    sh,
+)
 
-FAULT_TABLE = "natlab_faults"  # nftables table (in the VPC router's and the root namespace) of fault rules
 CT_MAX = Path("/proc/sys/net/netfilter/nf_conntrack_max")  # global: only the initial namespace sets it
 
-
-class FaultError(RuntimeError):
-    pass
-
-
-def _memo(fault: str, host: str) -> Path:
-    """Where a fault keeps what `restore` needs, so inject and restore may run in different processes."""
-    return paths.RUN_DIR / "faults" / f"{fault}-{host}.json"
-
-
-def _remember(fault: str, host: str, data: object) -> None:
-    path = _memo(fault, host)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data))
-
-
-def _recall(fault: str, host: str, default: object) -> object:
-    path = _memo(fault, host)
-    try:
-        data: object = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return default
-    path.unlink()
-    return data
-
-
-def sh(host: str, script: str, timeout: float = 60) -> str:
-    """A shell script inside the host's container, over SSH; its stdout."""
-    proc = ssh.run(topo.host(host), f"bash -c {shlex.quote(script)}", timeout=timeout)
-    if proc.returncode != 0:
-        raise FaultError(f"{host}: {script[:80]!r} exited {proc.returncode}: {proc.stderr.strip()[-300:]}")
-    return proc.stdout
-
-
-def in_ns(host: str, *cmd: str, stdin: str | None = None) -> str:
-    ns = topo.host(host).netns if host in {h.name for h in topo.HOSTS} else host
-    proc = subprocess.run(
-        ["ip", "netns", "exec", ns, *cmd], input=stdin, capture_output=True, text=True, check=False
-    )
-    if proc.returncode != 0:
-        raise FaultError(f"{ns}: {' '.join(cmd)}: {proc.stderr.strip()[-300:]}")
-    return proc.stdout
-
-
-def _nft(ns: str | None, script: str) -> None:
-    cmd = ["nft", "-f", "-"] if ns is None else ["ip", "netns", "exec", ns, "nft", "-f", "-"]
-    proc = subprocess.run(cmd, input=script, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise FaultError(f"nft in {ns or 'root'}: {proc.stderr.strip()[-300:]}")
-
-
-def _drop_table(ns: str | None) -> None:
-    _nft(ns, f"table inet {FAULT_TABLE}\ndelete table inet {FAULT_TABLE}\n")
-
-
-def _drop_rules(ns: str | None, hook: str, rules: list[str]) -> None:
-    """A table of its own holding `rules` (each a drop), replaced whole."""
-    body = "\n".join(f"        {r} drop" for r in rules)
-    _nft(
-        ns,
-        f"table inet {FAULT_TABLE}\ndelete table inet {FAULT_TABLE}\n"
-        f"table inet {FAULT_TABLE} {{\n    chain c {{\n        type filter hook {hook} priority -50;"
-        f" policy accept;\n{body}\n    }}\n}}\n",
-    )
+__all__ = ["FAULTS", "Fault", "FaultError", "clear", "in_ns", "sh"]
 
 
 @dataclass
@@ -189,7 +134,7 @@ class LinkDown(Fault):
 
     def inject(self, host: str) -> float:
         ns = topo.host(host).netns
-        _remember(self.name, host, network.ip("-4", "route", "show", ns=ns).stdout.splitlines())
+        remember(self.name, host, network.ip("-4", "route", "show", ns=ns).stdout.splitlines())
         at = time.time()
         network.ip("link", "set", self.interface, "down", ns=ns)
         return at
@@ -199,7 +144,7 @@ class LinkDown(Fault):
         network.ip("link", "set", self.interface, "up", ns=ns)
         time.sleep(0.2)
         now = set(network.ip("-4", "route", "show", ns=ns).stdout.splitlines())
-        saved = _recall(self.name, host, [])
+        saved = recall(self.name, host, [])
         for line in saved if isinstance(saved, list) else []:
             clean = line.replace(" linkdown", "").strip()
             if clean in now or " proto kernel " in f" {clean} ":
@@ -253,7 +198,7 @@ class ConntrackFull(Fault):
     limit: int = 4096
 
     def inject(self, host: str) -> float:
-        _remember(self.name, host, CT_MAX.read_text().strip())
+        remember(self.name, host, CT_MAX.read_text().strip())
         CT_MAX.write_text(f"{self.limit}\n")
         at = time.time()
         flood = (
@@ -267,7 +212,7 @@ class ConntrackFull(Fault):
         return at
 
     def restore(self, host: str) -> None:
-        CT_MAX.write_text(f"{_recall(self.name, host, 262144)}\n")
+        CT_MAX.write_text(f"{recall(self.name, host, 262144)}\n")
         in_ns(host, "conntrack", "-F")
 
 
@@ -296,76 +241,80 @@ class PowerOff(Fault):
 
 
 @dataclass
-class VrrpPartition(Fault):
+class Firewalled(Fault):
+    """A fault that is a set of drop rules, at the VPC router (`router`) or in front of the controller's
+    EC2 API and IMDS (the root namespace); `restore` removes them."""
+
+    router: bool = True
+
+    def rules(self, host: str) -> list[str]:
+        raise NotImplementedError
+
+    def inject(self, host: str) -> float:
+        at = time.time()
+        if self.router:
+            drop_rules(network.VPC_NS, "forward", self.rules(host))
+        else:
+            drop_rules(None, "input", self.rules(host))
+        return at
+
+    def restore(self, host: str) -> None:
+        drop_table(network.VPC_NS if self.router else None)
+
+
+@dataclass
+class VrrpPartition(Firewalled):
     """VRRP (IP protocol 112) dropped between the gateways at the VPC router, both otherwise healthy: a
-    security group without protocol 112 does this. `restore` heals it."""
+    security group without protocol 112 does this."""
 
     name: str = "vrrp-partition"
     label: str = "VRRP dropped between the gateways"
 
-    def inject(self, host: str) -> float:
-        at = time.time()
-        _drop_rules(network.VPC_NS, "forward", ["ip protocol vrrp"])
-        return at
-
-    def restore(self, host: str) -> None:
-        _drop_table(network.VPC_NS)
+    def rules(self, host: str) -> list[str]:
+        return ["ip protocol vrrp"]
 
 
 @dataclass
-class ApiUnreachable(Fault):
-    """The EC2 API unreachable from every gateway (an endpoint or DNS outage); `restore` brings it back."""
+class ApiUnreachable(Firewalled):
+    """The EC2 API unreachable from every gateway (an endpoint or DNS outage)."""
 
     name: str = "api-unreachable"
     label: str = "EC2 API unreachable"
+    router: bool = False
 
-    def inject(self, host: str) -> float:
-        at = time.time()
+    def rules(self, host: str) -> list[str]:
         addrs = ", ".join(str(h.mgmt) for h in topo.gateways())
-        _drop_rules(None, "input", [f"ip saddr {{ {addrs} }} tcp dport {topo.MOTO_PORT}"])
-        return at
-
-    def restore(self, host: str) -> None:
-        _drop_table(None)
+        return [f"ip saddr {{ {addrs} }} tcp dport {topo.MOTO_PORT}"]
 
 
 @dataclass
-class ImdsUnreachable(Fault):
-    """IMDS unreachable from one gateway (hop limit, a firewall); `restore` brings it back."""
+class ImdsUnreachable(Firewalled):
+    """IMDS unreachable from one gateway (hop limit, a firewall)."""
 
     name: str = "imds-unreachable"
     label: str = "IMDS unreachable"
+    router: bool = False
 
-    def inject(self, host: str) -> float:
-        at = time.time()
-        _drop_rules(None, "input", [f"ip saddr {topo.host(host).mgmt} ip daddr {topo.IMDS_ADDR}"])
-        return at
-
-    def restore(self, host: str) -> None:
-        _drop_table(None)
+    def rules(self, host: str) -> list[str]:
+        return [f"ip saddr {topo.host(host).mgmt} ip daddr {topo.IMDS_ADDR}"]
 
 
 @dataclass
-class UpstreamDown(Fault):
+class UpstreamDown(Firewalled):
     """The internet unreachable from one gateway's WAN addresses (its AZ's path), or from all (`both`)."""
 
     name: str = "upstream-down"
     label: str = "upstream unreachable from the master"
     both: bool = False
 
-    def inject(self, host: str) -> float:
+    def rules(self, host: str) -> list[str]:
         hosts = topo.gateways() if self.both else (topo.host(host),)
         addrs = ", ".join(str(a) for h in hosts for a in (h.nic("eth0").address, *h.nic("eth0").secondary))
         targets = ", ".join(str(t) for t in topo.UPSTREAM_TARGETS)
-        at = time.time()
         rules = [f"ip saddr {{ {addrs} }} ip daddr {{ {targets} }}"]
         if self.both:
             rules.append(f"ip daddr {{ {targets} }}")  # the outage hits everyone, forwarded clients too
-        _drop_rules(network.VPC_NS, "forward", rules)
-        return at
-
-    def restore(self, host: str) -> None:
-        _drop_table(network.VPC_NS)
+        return rules
 
 
 @dataclass
@@ -398,7 +347,7 @@ def clear() -> list[str]:
         where = [] if ns is None else ["ip", "netns", "exec", ns]
         listed = subprocess.run([*where, "nft", "list", "table", "inet", FAULT_TABLE], capture_output=True)
         if listed.returncode == 0:
-            _drop_table(ns)
+            drop_table(ns)
             undone.append(f"nft table inet {FAULT_TABLE} in {ns or 'the root namespace'}")
     for memo in sorted((paths.RUN_DIR / "faults").glob("*.json")):
         if memo.name.startswith(f"{ConntrackFull.name}-"):

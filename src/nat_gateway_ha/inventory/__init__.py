@@ -32,7 +32,8 @@ from nat_gateway_ha.inventory.models import (
     PairSpec,
 )
 from nat_gateway_ha.inventory.output import HostPlan, PairPlan, Plan
-from nat_gateway_ha.inventory.rules import RULES, Inventory
+from nat_gateway_ha.inventory.parsed import Inventory
+from nat_gateway_ha.inventory.rules import RULES
 
 __all__ = ["HOST_VAR", "PAIR_VAR", "SCRIPT_USER_VAR", "HostSpec", "PairSpec", "Plan", "PlanError", "plan"]
 

@@ -7,43 +7,24 @@ error). The tests' table of bad inventories names the rule each case is refused 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from decimal import Decimal
 from ipaddress import IPv4Address, IPv4Network
 
 from pydantic import TypeAdapter, ValidationError
 
 from nat_gateway_ha.fields import MetricsPath, insecure_endpoint
+from nat_gateway_ha.inventory.cross_pair import (
+    addresses_are_unique,
+    pairs_share_no_cloud_resources,
+    vrid_unique_on_shared_lan,
+)
 from nat_gateway_ha.inventory.errors import Errors
-from nat_gateway_ha.inventory.facts import Resolved
-from nat_gateway_ha.inventory.models import HOST_VAR, PAIR_VAR, PairSpec
+from nat_gateway_ha.inventory.models import HOST_VAR, PAIR_VAR
+from nat_gateway_ha.inventory.parsed import Inventory, Rule
 
 VRRPV2_MAX_ADVERT = Decimal(255)  # 8-bit seconds
 VRRPV3_MAX_ADVERT = Decimal("40.95")  # 12-bit centiseconds
 IMDS = IPv4Address("169.254.169.254")
-
-
-@dataclass(frozen=True)
-class Inventory:
-    """The parsed inventory the rules read: pair groups, parsed pair specs and resolved hosts."""
-
-    pairs: Mapping[str, Sequence[str]]
-    member_of: Mapping[str, Sequence[str]]
-    specs: Mapping[str, PairSpec]
-    hosts: Mapping[str, Resolved]
-
-    def complete(self) -> Iterator[tuple[str, Sequence[str], PairSpec, dict[str, Resolved]]]:
-        """Pairs whose spec parsed and whose members all resolved and serve this pair only."""
-        for pair, members in self.pairs.items():
-            spec = self.specs.get(pair)
-            if spec is None or not members:
-                continue
-            if all(h in self.hosts and len(self.member_of[h]) == 1 for h in members):
-                yield pair, members, spec, {h: self.hosts[h] for h in members}
-
-
-Rule = Callable[[Inventory, Errors], None]
 
 
 def pair_has_two_members(inv: Inventory, err: Errors) -> None:
@@ -154,36 +135,32 @@ def priorities_are_distinct(inv: Inventory, err: Errors) -> None:
 
 def host_addresses_in_own_subnets(inv: Inventory, err: Errors) -> None:
     """unicast_src_ip, lan_router in the LAN subnet; one secondary WAN IP per EIP, in the WAN subnet."""
-    for pair, members, spec, hosts in inv.complete():
-        for h in members:
-            r = hosts[h]
-            lan, wan = r.lan.address, r.wan.address
-            assert lan is not None and wan is not None  # resolved hosts have both
-            for field, addr in (("unicast_src_ip", r.spec.unicast_src_ip), ("lan_router", r.spec.lan_router)):
-                if addr is not None and addr not in lan.network:
-                    err.add(
-                        pair,
-                        h,
-                        f"{HOST_VAR}.{field}",
-                        f"{addr} is outside {r.lan.interface}'s subnet {lan.network}",
-                    )
-            ips = r.spec.eip_private_ips
-            if len(ips) != len(spec.eips):
+    for pair, h, spec, r, lan, wan in inv.gateways():
+        for field, addr in (("unicast_src_ip", r.spec.unicast_src_ip), ("lan_router", r.spec.lan_router)):
+            if addr is not None and addr not in lan.network:
                 err.add(
-                    pair, h, f"{HOST_VAR}.eip_private_ips",
-                    f"{len(ips)} address(es) for {len(spec.eips)} EIP(s): give one per EIP",
-                )  # fmt: skip
-            for i, ip in enumerate(ips):
-                field = f"{HOST_VAR}.eip_private_ips[{i}]"
-                if ip == wan.ip:
-                    err.add(
-                        pair,
-                        h,
-                        field,
-                        f"{ip} is the primary address of {r.wan.interface}: give its secondary IP",
-                    )
-                elif ip not in wan.network:
-                    err.add(pair, h, field, f"{ip} is outside {r.wan.interface}'s subnet {wan.network}")
+                    pair,
+                    h,
+                    f"{HOST_VAR}.{field}",
+                    f"{addr} is outside {r.lan.interface}'s subnet {lan.network}",
+                )
+        ips = r.spec.eip_private_ips
+        if len(ips) != len(spec.eips):
+            err.add(
+                pair, h, f"{HOST_VAR}.eip_private_ips",
+                f"{len(ips)} address(es) for {len(spec.eips)} EIP(s): give one per EIP",
+            )  # fmt: skip
+        for i, ip in enumerate(ips):
+            field = f"{HOST_VAR}.eip_private_ips[{i}]"
+            if ip == wan.ip:
+                err.add(
+                    pair,
+                    h,
+                    field,
+                    f"{ip} is the primary address of {r.wan.interface}: give its secondary IP",
+                )
+            elif ip not in wan.network:
+                err.add(pair, h, field, f"{ip} is outside {r.wan.interface}'s subnet {wan.network}")
 
 
 def host_interfaces_are_usable(inv: Inventory, err: Errors) -> None:
@@ -199,31 +176,27 @@ def host_interfaces_are_usable(inv: Inventory, err: Errors) -> None:
 
 def host_addresses_are_plain(inv: Inventory, err: Errors) -> None:
     """No gateway address is reserved in its subnet; lan_router is no own address; EIP private IPs differ."""
-    for pair, members, _spec, hosts in inv.complete():
-        for h in members:
-            r = hosts[h]
-            lan, wan = r.lan.address, r.wan.address
-            assert lan is not None and wan is not None
-            checks = [
-                (f"{HOST_VAR}.lan_address", lan.ip, lan.network),
-                (f"{HOST_VAR}.wan_address", wan.ip, wan.network),
-                *(
-                    (f"{HOST_VAR}.eip_private_ips[{i}]", ip, wan.network)
-                    for i, ip in enumerate(r.spec.eip_private_ips)
-                ),
-            ]
-            if r.spec.unicast_src_ip is not None:
-                checks.append((f"{HOST_VAR}.unicast_src_ip", r.spec.unicast_src_ip, lan.network))
-            for field, ip, net in checks:
-                why = _special(ip) or _reserved_in(net).get(ip)
-                if why is not None:
-                    err.add(pair, h, field, f"{ip} is {why}")
-            if r.spec.lan_router is not None and r.spec.lan_router in {a for _f, a in r.addresses()}:
-                err.add(pair, h, f"{HOST_VAR}.lan_router", f"{r.spec.lan_router} is an address of {h} itself")
-            ips = r.spec.eip_private_ips
-            for i, ip in enumerate(ips):
-                if ip in ips[:i]:
-                    err.add(pair, h, f"{HOST_VAR}.eip_private_ips[{i}]", f"{ip} is listed twice: one per EIP")
+    for pair, h, _spec, r, lan, wan in inv.gateways():
+        checks = [
+            (f"{HOST_VAR}.lan_address", lan.ip, lan.network),
+            (f"{HOST_VAR}.wan_address", wan.ip, wan.network),
+            *(
+                (f"{HOST_VAR}.eip_private_ips[{i}]", ip, wan.network)
+                for i, ip in enumerate(r.spec.eip_private_ips)
+            ),
+        ]
+        if r.spec.unicast_src_ip is not None:
+            checks.append((f"{HOST_VAR}.unicast_src_ip", r.spec.unicast_src_ip, lan.network))
+        for field, ip, net in checks:
+            why = _special(ip) or _reserved_in(net).get(ip)
+            if why is not None:
+                err.add(pair, h, field, f"{ip} is {why}")
+        if r.spec.lan_router is not None and r.spec.lan_router in {a for _f, a in r.addresses()}:
+            err.add(pair, h, f"{HOST_VAR}.lan_router", f"{r.spec.lan_router} is an address of {h} itself")
+        ips = r.spec.eip_private_ips
+        for i, ip in enumerate(ips):
+            if ip in ips[:i]:
+                err.add(pair, h, f"{HOST_VAR}.eip_private_ips[{i}]", f"{ip} is listed twice: one per EIP")
 
 
 def subnets_inside_vpc_cidrs(inv: Inventory, err: Errors) -> None:
@@ -285,108 +258,6 @@ def vips_are_usable(inv: Inventory, err: Errors) -> None:
                 why = f"the network or broadcast address of {vip.network}"
             if why is not None:
                 err.add(pair, members, f"{PAIR_VAR}.vips[{i}]", f"VIP {vip.ip} is {why}")
-
-
-def _owners(inv: Inventory, err: Errors) -> dict[str, dict[IPv4Address, str]]:
-    """Each complete pair's addresses and the gateway holding each; one address on two members is an error."""
-    out: dict[str, dict[IPv4Address, str]] = {}
-    for pair, members, _spec, hosts in inv.complete():
-        owner = out.setdefault(pair, {})
-        for h in members:
-            seen: set[IPv4Address] = set()
-            for field, addr in hosts[h].addresses():
-                if addr in seen:
-                    continue
-                seen.add(addr)
-                if addr in owner:
-                    err.add(pair, h, field, f"{addr} is also an address of {owner[addr]}")
-                else:
-                    owner[addr] = h
-    return out
-
-
-def addresses_are_unique(inv: Inventory, err: Errors) -> None:
-    """No address held twice in a VPC: by two gateways (of any pair), a gateway and a VIP, two pairs' VIPs."""
-    owners = _owners(inv, err)
-    names = list(owners)
-    near = {p: [o for o in names if o != p and _may_share_a_vpc(inv.specs[p], inv.specs[o])] for p in names}
-    for i, pair in enumerate(names):
-        for addr, h in owners[pair].items():
-            other = next((owners[o][addr] for o in near[pair] if o in names[:i] and addr in owners[o]), None)
-            if other is not None:
-                field = next(f for f, a in inv.hosts[h].addresses() if a == addr)
-                err.add(pair, h, field, f"{addr} is also an address of {other}")
-    for i, pair in enumerate(names):
-        members = inv.pairs[pair]
-        for j, vip in enumerate(inv.specs[pair].vips):
-            field = f"{PAIR_VAR}.vips[{j}]"
-            holder = owners[pair].get(vip.ip) or next(
-                (owners[o][vip.ip] for o in near[pair] if vip.ip in owners[o]), None
-            )
-            twin = next(
-                (o for o in near[pair] if o in names[:i] and any(v.ip == vip.ip for v in inv.specs[o].vips)),
-                None,
-            )
-            if holder is not None:
-                hosts = holder if holder in members else members
-                err.add(pair, hosts, field, f"VIP {vip.ip} equals an address of {holder}")
-            elif twin is not None:
-                err.add(pair, members, field, f"VIP {vip.ip} is also a VIP of pair {twin}")
-
-
-def vrid_unique_on_shared_lan(inv: Inventory, err: Errors) -> None:
-    """Two pairs whose LAN subnets overlap (one VPC) must not use the same VRID: their adverts would mix."""
-    lans = {
-        pair: [r.lan.address.network for r in hosts.values() if r.lan.address is not None]
-        for pair, _members, _spec, hosts in inv.complete()
-    }
-    names = list(lans)
-    for i, a in enumerate(names):
-        for b in names[i + 1 :]:
-            if inv.specs[a].vrid != inv.specs[b].vrid or not _may_share_a_vpc(inv.specs[a], inv.specs[b]):
-                continue
-            if any(x.overlaps(y) for x in lans[a] for y in lans[b]):
-                for p, other in ((a, b), (b, a)):
-                    msg = f"VRID {inv.specs[p].vrid} is also used by pair {other}, which shares a LAN"
-                    err.add(p, inv.pairs[p], f"{PAIR_VAR}.vrid", msg)
-
-
-def _may_share_a_vpc(a: PairSpec, b: PairSpec) -> bool:
-    """Tags and the main table are VPC-scoped: pairs in other regions or with disjoint VPC CIDRs are apart."""
-    return a.region == b.region and any(x.overlaps(y) for x in a.vpc_cidrs for y in b.vpc_cidrs)
-
-
-def _claims(spec: PairSpec) -> Iterator[tuple[str, str, bool]]:
-    """(field, resource, VPC-scoped) for every cloud resource the pair's agents repoint or move."""
-    rt = spec.route_tables
-    yield from (
-        (f"{PAIR_VAR}.route_tables.ids[{i}]", f"route table {v}", False) for i, v in enumerate(rt.ids)
-    )
-    for i, v in enumerate(rt.subnet_ids):
-        yield f"{PAIR_VAR}.route_tables.subnet_ids[{i}]", f"the route table of {v}", False
-    for k, v in rt.tags.items():
-        yield f"{PAIR_VAR}.route_tables.tags.{k}", f"route tables tagged {k}={v}", True
-    if rt.include_main:
-        yield f"{PAIR_VAR}.route_tables.include_main", "the VPC's main route table", True
-    for i, eip in enumerate(spec.eips):
-        yield f"{PAIR_VAR}.eips[{i}]", f"EIP {eip.allocation_id or eip.public_ip}", False
-
-
-def pairs_share_no_cloud_resources(inv: Inventory, err: Errors) -> None:
-    """Two pairs may not manage the same route table, tag selection or EIP: their masters would fight."""
-    first: dict[str, list[str]] = {}
-    for pair, spec in inv.specs.items():
-        mine: set[str] = set()
-        for field, key, scoped in _claims(spec):
-            if key in mine:
-                err.add(pair, inv.pairs[pair], field, f"{key} is listed twice")
-                continue
-            mine.add(key)
-            for other in first.get(key, []):
-                if not scoped or _may_share_a_vpc(spec, inv.specs[other]):
-                    err.add(pair, inv.pairs[pair], field, f"{key} is also managed by pair {other}")
-                    break
-            first.setdefault(key, []).append(pair)
 
 
 # The order is the order of the messages: membership first, then each pair alone, then across pairs.
