@@ -5,7 +5,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 PYTEST := $(VENV)/bin/pytest
 
-.PHONY: bootstrap test lint unit render-test molecule lab lab-down lab-status bench bench-agent bench-faults clean
+.PHONY: bootstrap test check lint unit molecule lab lab-down lab-status bench bench-agent bench-faults clean
 
 bootstrap:
 	@scripts/bootstrap

@@ -56,7 +56,7 @@ def four_pair_inventory(dest: Path, pairs: int = 4) -> Path:
         group = f"natgw_pair{p}"
         pv = dict(pair_vars["nat_gateway_ha_pair"], vrid=60 + p, vips=[f"10.240.240.{p}/32"])
         (dest / "group_vars" / f"{group}.yml").write_text(yaml.safe_dump({"nat_gateway_ha_pair": pv}))
-        hosts = {}
+        hosts: dict[str, Any] = {}
         for side in (1, 2):
             name = f"gw{p}{'ab'[side - 1]}"
             wan, lan = 10 + 10 * side + p, 40 + 10 * side + p

@@ -48,7 +48,7 @@ class Bench:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.started = time.time()
-        self.deadline = self.started + args.budget * 60
+        self.deadline: float = self.started + float(args.budget) * 60
         report.RAW.mkdir(parents=True, exist_ok=True)
         self.log_file = (report.RAW / "bench.log").open("a")
         self.runs: list[dict[str, Any]] = []

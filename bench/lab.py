@@ -111,7 +111,7 @@ class Lab:
         return entries
 
     def dataplane(self, since: float) -> list[PlaneEvent]:
-        events = []
+        events: list[PlaneEvent] = []
         if not DATAPLANE_LOG.exists():
             return events
         for line in DATAPLANE_LOG.read_text().splitlines():

@@ -207,8 +207,10 @@ def run_once(
         except subprocess.TimeoutExpired:
             sampler.kill()
             sampler.wait()
-    data = json.loads(raw.read_text()) if raw.exists() else {"ticks": [], "error": "no sampler output"}
-    ticks = data["ticks"]
+    data: dict[str, Any] = (
+        json.loads(raw.read_text()) if raw.exists() else {"ticks": [], "error": "no sampler output"}
+    )
+    ticks: list[list[float]] = data["ticks"]
     end = ticks[-1][0] if ticks else time.time()
     bounds = [tr.fault_at for tr in transitions] + [end]
     plane = lab.dataplane(ticks[0][0] if ticks else time.time() - 120)

@@ -137,7 +137,7 @@ class ActionModule(ActionBase):
             raise AnsibleActionFail(
                 f"host(s) in {parent} but in no pair group: {', '.join(unpaired)} (put each in a child group)"
             )
-        wanted = ("nat_gateway_ha_pair", "nat_gateway_ha_host", "nat_gateway_ha_script_user")
+        wanted: tuple[str, ...] = ("nat_gateway_ha_pair", "nat_gateway_ha_host", "nat_gateway_ha_script_user")
         wanted += ("ansible_facts",) if use_facts else ()
         hosts: dict[str, dict[str, Any]] = {}
         for members in pairs.values():

@@ -14,7 +14,6 @@ import itertools
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address
 from typing import Any
 from xml.sax.saxutils import escape
 
@@ -417,9 +416,6 @@ class ServerHandle:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def backend(self, region: str = topology.REGION) -> Any:
-        return backend(region)
-
     def reset(self) -> None:
         """Empty every backend, as `POST /moto-api/reset` does."""
         from moto.moto_api._internal.models import moto_api_backend
@@ -461,7 +457,3 @@ def serve(host: str, port: int, on_mutation: Callable[[], None] | None = None) -
     )
     thread.start()
     return ServerHandle(host, int(server.server_port), server, thread, on_mutation)
-
-
-def is_pool_address(ip: str) -> bool:
-    return IPv4Address(ip) in topology.EIP_POOL
