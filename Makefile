@@ -13,6 +13,15 @@ bootstrap:
 ## make test: every check and test, the command CI runs
 test: bootstrap lint unit molecule
 
+## make check: the fast loop, without root: ruff, mypy, yamllint and the pure tests (no moto, Ansible, netns)
+check:
+	@test -x $(VENV)/bin/pytest || { echo "run make bootstrap (as root) once first"; exit 2; }
+	ruff check src tests library plugins bench
+	ruff format --check src tests library plugins bench
+	mypy
+	yamllint -s .
+	$(PYTEST) -q -m "not cloud and not ansible and not netns and not lab" tests
+
 lint: bootstrap
 	ruff check src tests library plugins bench
 	ruff format --check src tests library plugins bench

@@ -273,3 +273,27 @@ def route_targets(ec2: Any, tables: list[str], dest: str = "0.0.0.0/0") -> dict[
 def eip_target(ec2: Any, public_ip: str = "203.0.113.10") -> tuple[str | None, str | None]:
     a = ec2.describe_addresses(PublicIps=[public_ip])["Addresses"][0]
     return a.get("NetworkInterfaceId"), a.get("PrivateIpAddress")
+
+
+# The tiers, one table: a test file's tier marks all its tests (netns and lab files mark themselves, as
+# they also need root). `make check` runs what is in no tier: pure Python, in seconds, without root.
+TIERS = {
+    "cloud": {
+        "test_agent.py",
+        "test_takeover.py",
+        "test_cloud_module.py",
+        "test_cloud_fixes.py",
+        "test_imds_client.py",
+        "test_imds_emulator.py",
+        "test_lab_seed.py",
+        "test_lab_dataplane.py",
+    },
+    "ansible": {"test_render.py", "test_inventory_site.py", "test_lab_inventory.py"},
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        for tier, files in TIERS.items():
+            if item.path.name in files:
+                item.add_marker(tier)

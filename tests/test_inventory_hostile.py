@@ -217,6 +217,12 @@ CASES: dict[str, tuple[str, Callable[[Inv], None], str, str]] = {
         A + "agent.imds_url",
         "models",
     ),
+    "shared SNAT address inside the VPC": (
+        "address",
+        pair("natgw_a", flow_sync={"snat_addresses": ["10.10.9.9"]}),
+        A + "flow_sync.snat_addresses[0]: 10.10.9.9 is in vpc_cidrs",
+        "shared_snat_addresses_fit",
+    ),
     "plain-http EC2 endpoint outside a lab": (
         "transport",
         pair("natgw_a", endpoint_url="http://ec2.eu-west-1.amazonaws.com"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -103,12 +104,13 @@ def _pairs(r: Rendered) -> dict[str, list[str]]:
     return pairs
 
 
-def test_every_gateway_gets_its_three_files(rendered: Rendered) -> None:
+def test_every_gateway_gets_its_files(rendered: Rendered) -> None:
     for host in rendered.hosts():
         assert {p.name for p in (rendered.out / host).iterdir()} == {
             "keepalived.conf",
             "agent.json",
             "nat.nft",
+            "conntrackd.conf",  # flow sync is on by default
         }
     assert len(rendered.hosts()) >= 2
 
@@ -193,8 +195,32 @@ def test_three_node_group_snats_over_both_eips(renders: dict[str, Rendered]) -> 
     r = renders["three_node"]
     assert len(r.keepalived("gw-t1").block("unicast_peer")) == 2
     nft = (r.out / "gw-t3" / "nat.nft").read_text()
-    assert "jhash ip saddr mod 2 map { 0 : 10.30.2.11, 1 : 10.30.2.12 }" in nft
+    # Both SNAT to the pair's shared addresses; the WAN edge maps each to this gateway's own EIP address.
+    assert "jhash ip saddr mod 2 map { 0 : 169.254.252.1, 1 : 169.254.252.2 }" in nft
+    assert "ip daddr 10.30.2.12 ip daddr set 169.254.252.2" in nft
+    assert "ip saddr 169.254.252.2 ip saddr set 10.30.2.12" in nft
     assert r.agent("gw-t1")["destinations"] == ["0.0.0.0/0", "10.250.0.1/32"]  # vip_routes
+
+
+def test_conntrackd_syncs_with_the_peers_over_the_lan(renders: dict[str, Rendered]) -> None:
+    """Each gateway sends its flows to every peer's LAN address and never syncs its own connections."""
+    r = renders["three_node"]
+    for host in r.hosts():
+        conf = (r.out / host / "conntrackd.conf").read_text()
+        own = r.keepalived(host).one("unicast_src_ip")
+        peers = r.keepalived(host).block("unicast_peer")
+        assert re.findall(r"IPv4_Destination_Address (\S+)", conf) == peers
+        assert set(re.findall(r"IPv4_address (\S+)\n\s+IPv4_Destination", conf)) == {own}
+        assert "Mode FTFW" in conf and f"IPv4_address {own}" in conf.split("Address Ignore")[1]
+        assert "udp dport 3780 notrack" in (r.out / host / "nat.nft").read_text()
+    assert shutil.which("conntrackd"), "scripts/bootstrap installs conntrackd for this check"
+    check = ROOT / "roles/nat_gateway_ha/files/usr/local/libexec/nat-gateway-ha/conntrackd-check"
+    conf = r.out / "gw-t1" / "conntrackd.conf"
+    assert subprocess.run([check, conf], capture_output=True).returncode == 0
+    bad = conf.with_name("bad.conf")
+    bad.write_text(conf.read_text().replace("Port 3780", "Port x"))
+    assert subprocess.run([check, bad], capture_output=True).returncode == 1
+    bad.unlink()
 
 
 def test_render_without_a_directory_says_how_to_give_one() -> None:

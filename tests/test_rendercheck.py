@@ -101,4 +101,4 @@ def test_real_tools_refuse_what_a_gateway_would_refuse() -> None:
     with pytest.raises(CheckError, match="keepalived -t refused it"):
         check_keepalived(conf.replace("advert_int 0.1", "advert_int 41"), interfaces)
     with pytest.raises(CheckError, match="nft -c refused it"):
-        check_nft(nft.replace("snat ip to 10.10.1.11", "snat ip to 10.10.1.300"))
+        check_nft(nft.replace("snat ip to 169.254.252.1", "snat ip to 169.254.252.300"))

@@ -85,6 +85,20 @@ class UpstreamTarget(StrictModel):
     port: Annotated[int, Field(ge=1, le=65535)] = 443
 
 
+class FlowSync(StrictModel):
+    """Connection-state sync between the peers (conntrackd, FT-FW over unicast UDP on the LAN).
+
+    Both gateways SNAT to the pair's shared addresses (`snat_addresses`, one per EIP, never on the wire)
+    and translate them statelessly to their own EIP private IPs at the WAN edge, so an entry synced from
+    the peer is valid here unchanged. The agent commits the peer's entries into the kernel before it moves
+    the cloud, so the first packet of a flow that reaches the new master already has its state.
+    """
+
+    enabled: bool = True
+    port: Annotated[int, Field(ge=1024, le=65535)] = 3780
+    snat_addresses: list[IPv4Address] = Field(default_factory=list, max_length=32)
+
+
 class HealthConfig(StrictModel):
     """Data-path health: what makes a gateway give up mastership, or refuse it, while VRRP itself is fine.
 
@@ -169,6 +183,11 @@ class AgentConfig(AgentTunables):
     # master's agent would keep "repairing" the cloud back to itself, fighting the new master.
     keepalived_pidfile: Path | None = None
     health: HealthConfig = Field(default_factory=HealthConfig)
+    # conntrackd is driven by the agent on every transition (see nat_gateway_ha.flows) when enabled.
+    flow_sync: bool = False
+    # Where upstream probes leave from: the pair's shared SNAT address (on lo; the WAN edge translates it to
+    # this gateway's EIP private IP, as for the clients' flows). Default: the first EIP's private IP.
+    probe_source: IPv4Address | None = None
     # keepalived's track_file for this gateway: 0 healthy, 1 FAULT; the agent is its only writer.
     health_file: Path | None = None
     wan_interface: str = "eth0"

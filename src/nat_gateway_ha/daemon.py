@@ -21,6 +21,7 @@ from nat_gateway_ha import log, metrics, peers, status
 from nat_gateway_ha.config import AgentConfig
 from nat_gateway_ha.endpoint import Endpoint
 from nat_gateway_ha.fifo import Event, for_instance
+from nat_gateway_ha.flows import Flows
 from nat_gateway_ha.health import Health
 from nat_gateway_ha.keepalived import keepalived_alive, open_fifo
 from nat_gateway_ha.takeover import Cloud, Result
@@ -41,8 +42,10 @@ def make_health(cfg: AgentConfig, is_master: Callable[[], bool]) -> Health:
 
 class Agent:
     """The order of events, written once: keepalived's FIFO line -> `submit` (latest wins) -> the worker's
-    `handle` -> a claim (`Cloud.takeover(claim=True)`) until converged -> reconciles (`claim=False`)
-    every reconcile_interval while MASTER. Health tracking runs beside it and acts only through
+    `handle` -> the peer's flows committed into the kernel (`Flows.before_takeover`) -> a claim
+    (`Cloud.takeover(claim=True)`) -> conntrackd resynced (`Flows.after_takeover`) -> claims until
+    converged -> reconciles (`claim=False`) every reconcile_interval while MASTER. Leaving MASTER shortens
+    the kernel's conntrack timers (`Flows.stood_down`). Health tracking runs beside it and acts only through
     keepalived (the track file), so every change of mastership still arrives as a FIFO line.
     """
 
@@ -59,6 +62,7 @@ class Agent:
         self.dry_run = dry_run
         self.state = state
         self.health = health or make_health(cfg, self.serves_pair)
+        self.flows = Flows(cfg.flow_sync and not dry_run)
         self._claiming = False  # elected and not yet owner of everything: move what a peer holds too
         self._cond = threading.Condition()
         self._latest: Event | None = None
@@ -82,6 +86,7 @@ class Agent:
             "repairs": 0,
             "split_brain": False,
             "contested": [],
+            "flows": self.flows.last,  # the last conntrackd steps: seconds taken, or why they failed
             "pid": os.getpid(),
         }
 
@@ -142,11 +147,17 @@ class Agent:
     def handle(self, event: Event) -> None:
         self.status["last_event"] = {"state": event.state, "priority": event.priority, "at": _now()}
         if event.state in RECLAIM:
+            fresh = self.state != "MASTER"
             self.state = "MASTER"
             self.status["state"] = self.state
+            if fresh:
+                self.flows.before_takeover()
             self.run_takeover(reason=event.state)
+            if fresh:
+                self.flows.after_takeover()
         else:
             self.state = event.state if event.state != "DELETED" else "STOP"
+            self.flows.stood_down(self.state)
             self._claiming = False
             self.status["state"] = self.state
             self.status["owner"] = None  # no longer verified by us: the peer's agent owns the cloud side

@@ -65,9 +65,10 @@ class Health:
                 probe,
             )
         )
+        via = str(cfg.probe_source or source)
         self._upstream_check = upstream_check or (
             lambda: checks.upstream(
-                source, self.h.upstream_targets, self.h.upstream_method, self.h.upstream_timeout
+                via, self.h.upstream_targets, self.h.upstream_method, self.h.upstream_timeout
             )
         )
         self._lock = threading.Lock()

@@ -36,6 +36,7 @@ PACKAGES: tuple[str, ...] = (
     "iptables",
     "nftables",
     "conntrack",
+    "conntrackd",
     # Ansible's modules (python3-apt for apt/package_facts) and the agent's venv (installed from a wheelhouse)
     "python3",
     "python3-venv",

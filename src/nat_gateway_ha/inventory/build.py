@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
+from ipaddress import IPv4Address
 from pathlib import Path
 
 from nat_gateway_ha.config import AgentConfig, EipBinding, EniRef, PeerRef
 from nat_gateway_ha.inventory.facts import Resolved
 from nat_gateway_ha.inventory.models import HostSpec, PairSpec
 from nat_gateway_ha.inventory.output import (
+    FlowSyncPlan,
     HostPlan,
     KeepalivedInstance,
     KeepalivedTrackScript,
@@ -26,6 +28,15 @@ PRIORITY_START = 150  # derived priorities: first listed member 150, next 140, .
 PRIORITY_STEP = 10
 KEEPALIVED_PIDFILE = Path("/run/keepalived.pid")  # Debian's unit; the agent acts only while it lives
 HEALTH_FILE = Path("/run/nat-gateway-ha/health")  # keepalived's track_file; the agent writes it
+# The pair's shared SNAT addresses when the inventory names none: link-local, never on the wire (the WAN
+# edge translates them to the gateway's own EIP private IPs), clear of IMDS, DNS and NTP at 169.254.169.x.
+SHARED_SNAT_BASE = IPv4Address("169.254.252.1")
+
+
+def shared_snat(spec: PairSpec) -> list[IPv4Address]:
+    """One shared SNAT address per EIP, the same on every member of the pair."""
+    given = spec.flow_sync.snat_addresses
+    return list(given) if given else [SHARED_SNAT_BASE + i for i in range(len(spec.eips))]
 
 
 def derive_priorities(members: Sequence[str], specs: Mapping[str, HostSpec]) -> dict[str, int]:
@@ -90,6 +101,8 @@ def _agent(
         keepalived_pidfile=KEEPALIVED_PIDFILE,
         health=spec.health,
         health_file=HEALTH_FILE if spec.health.enabled else None,
+        flow_sync=spec.flow_sync.enabled,
+        probe_source=shared_snat(spec)[0],
         wan_interface=r.wan.interface,
         lan_interface=r.lan.interface,
         priority=priority,
@@ -140,12 +153,28 @@ def build_pair(
         nat = NatRules(
             wan_interface=r.wan.interface,
             sources=list(spec.vpc_cidrs),
+            shared=shared_snat(spec),
             to_addresses=list(r.spec.eip_private_ips),
             local_addresses=sorted({lan.ip, wan.ip, *r.spec.eip_private_ips}),
         )
+        sync = None
+        if spec.flow_sync.enabled:
+            sync = FlowSyncPlan(
+                interface=r.lan.interface,
+                address=src,
+                peers=peers,
+                port=spec.flow_sync.port,
+                ignore=sorted({lan.ip, wan.ip, src, *peers}),
+            )
         agent = _agent(pair, h, spec, r, instance, priorities[h], _peers(h, members, hosts, priorities))
         out[h] = HostPlan(
-            pair=pair, host=h, script_user=script_users[h], keepalived=keepalived, nat=nat, agent=agent
+            pair=pair,
+            host=h,
+            script_user=script_users[h],
+            keepalived=keepalived,
+            nat=nat,
+            flow_sync=sync,
+            agent=agent,
         )
     pair_plan = PairPlan(
         name=pair, hosts=list(members), vrid=spec.vrid, vrrp_version=spec.vrrp_version, priorities=priorities

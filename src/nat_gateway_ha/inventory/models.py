@@ -11,7 +11,14 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, TypeAdapter
 
-from nat_gateway_ha.config import AgentTunables, EipRef, HealthConfig, RouteTableSelection, StrictModel
+from nat_gateway_ha.config import (
+    AgentTunables,
+    EipRef,
+    FlowSync,
+    HealthConfig,
+    RouteTableSelection,
+    StrictModel,
+)
 from nat_gateway_ha.fields import Command, IfName, Region, ScriptPath, Url, check_secret
 
 PAIR_VAR = "nat_gateway_ha_pair"
@@ -82,6 +89,7 @@ class PairSpec(StrictModel):
     )
     agent: AgentTunables = Field(default_factory=AgentTunables)
     health: HealthConfig = Field(default_factory=HealthConfig)
+    flow_sync: FlowSync = Field(default_factory=FlowSync)
 
 
 class HostSpec(StrictModel):

@@ -64,12 +64,24 @@ class KeepalivedInstance(PlanModel):
 
 
 class NatRules(PlanModel):
-    """SNAT of VPC traffic leaving the WAN interface to the private IP(s) the EIP(s) map to."""
+    """SNAT of VPC traffic to the pair's shared addresses, translated at the WAN edge, one to one, to the
+    private IP(s) the EIP(s) map to on this gateway (`shared[i]` <-> `to_addresses[i]`)."""
 
     wan_interface: IfName
     sources: list[IPv4Network]
+    shared: list[IPv4Address]
     to_addresses: list[IPv4Address]
     local_addresses: list[IPv4Address]
+
+
+class FlowSyncPlan(PlanModel):
+    """conntrackd on this gateway: FT-FW over unicast UDP with its peer(s) on the LAN."""
+
+    interface: IfName
+    address: IPv4Address
+    peers: list[IPv4Address]
+    port: int
+    ignore: list[IPv4Address]  # this gateway's own addresses: its own traffic is never synced
 
 
 class HostPlan(PlanModel):
@@ -78,6 +90,7 @@ class HostPlan(PlanModel):
     script_user: ScriptUser
     keepalived: KeepalivedInstance
     nat: NatRules
+    flow_sync: FlowSyncPlan | None
     agent: AgentConfig
 
 

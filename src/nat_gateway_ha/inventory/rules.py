@@ -119,6 +119,18 @@ def endpoints_are_secure(inv: Inventory, err: Errors) -> None:
                 err.add(pair, inv.pairs[pair], f"{PAIR_VAR}.{field}", why)
 
 
+def shared_snat_addresses_fit(inv: Inventory, err: Errors) -> None:
+    """One shared SNAT address per EIP, none inside the VPC (a client there would be shadowed)."""
+    for pair, spec in inv.specs.items():
+        given = spec.flow_sync.snat_addresses
+        field = f"{PAIR_VAR}.flow_sync.snat_addresses"
+        if given and len(given) != len(spec.eips):
+            err.add(pair, inv.pairs[pair], field, f"{len(given)} address(es) for {len(spec.eips)} EIP(s)")
+        for i, addr in enumerate(given):
+            if any(addr in cidr for cidr in spec.vpc_cidrs) or len(set(given)) != len(given):
+                err.add(pair, inv.pairs[pair], f"{field}[{i}]", f"{addr} is in vpc_cidrs or listed twice")
+
+
 def priorities_are_distinct(inv: Inventory, err: Errors) -> None:
     """Two members with the same explicit priority leave the election to their addresses."""
     for pair, members, _spec, hosts in inv.complete():
@@ -269,6 +281,7 @@ RULES: tuple[Rule, ...] = (
     vpc_cidrs_are_ranges,
     agent_paths_are_allowed,
     endpoints_are_secure,
+    shared_snat_addresses_fit,
     priorities_are_distinct,
     host_interfaces_are_usable,
     host_addresses_in_own_subnets,
