@@ -179,3 +179,32 @@ def test_fault_ends_with_one_owner_and_working_egress(case: Case, healthy_lab: s
     assert end.eip_owner == end.vrrp_master
     assert all(r.owner == end.vrrp_master for r in end.routes)
     assert end.egress_source == end.eip
+
+
+# --- flows: a running download is carried by the new master (conntrackd), never rescued by a failback ---
+
+DOWNLOAD = 12_000_000  # bytes, at 1 MB/s: the fault lands 4 s into a 12 s download
+FLOW_FAULTS = ["power-off", "lan-down", "wan-down", "stop", "sigkill"]
+
+
+@pytest.mark.parametrize("kind", FLOW_FAULTS)
+def test_running_download_survives_on_the_new_master(kind: str, healthy_lab: state.LabState) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from nat_gateway_ha_lab import internet
+
+    master = healthy_lab.vrrp_master
+    assert master is not None
+    url = f"http://{topo.UPSTREAM_TARGETS[0]}/bytes?size={DOWNLOAD}&rate=1000000"
+    fault = faults.FAULTS[kind]
+    with ThreadPoolExecutor(1) as pool:
+        download = pool.submit(faults.sh, "client", f"curl -sS --max-time 60 '{url}' | sha256sum", 90)
+        time.sleep(4)
+        fault.inject(master)
+        try:
+            digest = download.result().split()[0]
+            during = state.describe()  # before the fault is undone: no failback can have helped
+        finally:
+            fault.restore(master)
+    assert digest == internet.sha256(DOWNLOAD), f"{kind}: the download broke or was corrupted"
+    assert during.vrrp_master == _peer(master) and during.eip_owner == _peer(master), during.render()
