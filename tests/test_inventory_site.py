@@ -39,3 +39,15 @@ def test_site_with_a_misspelt_parent_group_fails_instead_of_converging_nothing(t
     assert proc.returncode != 0
     assert "no host in group nat_gateways" in proc.stdout, proc.stdout
     assert "PLAY [Converge the NAT gateways]" not in proc.stdout
+
+
+def test_a_run_limited_by_tags_still_validates_first() -> None:
+    """`--tags nat` must not skip validation: the role's tasks need the plan it registers."""
+    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
+    for tags in ("nat", "flows", "keepalived"):
+        cmd = [str(ANSIBLE_PLAYBOOK), str(ROOT / "site.yml"), "-i", str(ROOT / "inventories/example")]
+        proc = subprocess.run(
+            [*cmd, "--tags", tags, "--list-tasks"], cwd=ROOT, env=env, capture_output=True, text=True
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert "Validate every pair and plan every gateway" in proc.stdout, (tags, proc.stdout)
