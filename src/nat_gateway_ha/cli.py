@@ -102,7 +102,7 @@ def _iam_policy(cfg: AgentConfig, args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="natgw-ha-agent", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     for name, text in (
@@ -150,7 +150,11 @@ def main(argv: list[str] | None = None) -> int:
         help="find the ids with EC2 Describe calls (the caller's credentials, the config's region/endpoint)",
     )
     p.add_argument("--peer", action="append", default=[], help="a peer's VRRP source address (repeat)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     log.setup()
     try:
         if args.command == "status":

@@ -104,10 +104,8 @@ def extra_subnets(count: int) -> list[IPv4Network]:
     return cidrs
 
 
-def seed(ec2: EC2Client, set_mac: SetMac, *, endpoint_url: str, extra_route_tables: int = 0) -> CloudState:
-    """Create the topology's VPC in an empty EC2 API and return what was created."""
-    if extra_route_tables < 0:
-        raise ValueError(f"extra_route_tables must be >= 0, not {extra_route_tables}")
+def _vpc(ec2: EC2Client) -> tuple[str, str, str, str]:
+    """The VPC with its internet gateway, its main table (named) and a public table routed to the IGW."""
     vpc_id = ec2.create_vpc(
         CidrBlock=str(topo.VPC_CIDR), TagSpecifications=_tags("vpc", f"{topo.PREFIX}-vpc")
     )["Vpc"]["VpcId"]
@@ -115,7 +113,6 @@ def seed(ec2: EC2Client, set_mac: SetMac, *, endpoint_url: str, extra_route_tabl
         "InternetGateway"
     ]["InternetGatewayId"]
     ec2.attach_internet_gateway(InternetGatewayId=igw_id, VpcId=vpc_id)
-
     main_rtb = ec2.describe_route_tables(
         Filters=[{"Name": "vpc-id", "Values": [vpc_id]}, {"Name": "association.main", "Values": ["true"]}]
     )["RouteTables"][0]["RouteTableId"]
@@ -124,7 +121,14 @@ def seed(ec2: EC2Client, set_mac: SetMac, *, endpoint_url: str, extra_route_tabl
         VpcId=vpc_id, TagSpecifications=_tags("route-table", f"{topo.PREFIX}-public")
     )["RouteTable"]["RouteTableId"]
     ec2.create_route(RouteTableId=public_rtb, DestinationCidrBlock="0.0.0.0/0", GatewayId=igw_id)
+    return vpc_id, igw_id, main_rtb, public_rtb
 
+
+def seed(ec2: EC2Client, set_mac: SetMac, *, endpoint_url: str, extra_route_tables: int = 0) -> CloudState:
+    """Create the topology's VPC in an empty EC2 API and return what was created."""
+    if extra_route_tables < 0:
+        raise ValueError(f"extra_route_tables must be >= 0, not {extra_route_tables}")
+    vpc_id, igw_id, main_rtb, public_rtb = _vpc(ec2)
     subnets: dict[str, str] = {}
     for sn in topo.SUBNETS:
         extra = (PRIVATE_TAG,) if sn.private else ()

@@ -111,6 +111,22 @@ def _agent(
     )
 
 
+def _flow_sync(
+    spec: PairSpec, r: Resolved, src: IPv4Address, peers: list[IPv4Address]
+) -> FlowSyncPlan | None:
+    """conntrackd between the peers' VRRP addresses on the LAN; never syncing the gateways' own flows."""
+    if not spec.flow_sync.enabled:
+        return None
+    assert r.lan.address is not None and r.wan.address is not None
+    return FlowSyncPlan(
+        interface=r.lan.interface,
+        address=src,
+        peers=peers,
+        port=spec.flow_sync.port,
+        ignore=sorted({r.lan.address.ip, r.wan.address.ip, src, *peers}),
+    )
+
+
 def build_pair(
     pair: str,
     members: Sequence[str],
@@ -157,15 +173,7 @@ def build_pair(
             to_addresses=list(r.spec.eip_private_ips),
             local_addresses=sorted({lan.ip, wan.ip, *r.spec.eip_private_ips}),
         )
-        sync = None
-        if spec.flow_sync.enabled:
-            sync = FlowSyncPlan(
-                interface=r.lan.interface,
-                address=src,
-                peers=peers,
-                port=spec.flow_sync.port,
-                ignore=sorted({lan.ip, wan.ip, src, *peers}),
-            )
+        sync = _flow_sync(spec, r, src, peers)
         agent = _agent(pair, h, spec, r, instance, priorities[h], _peers(h, members, hosts, priorities))
         out[h] = HostPlan(
             pair=pair,
