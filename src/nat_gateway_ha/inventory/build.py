@@ -137,9 +137,8 @@ def build_pair(
     """One pair's plan and each member's: keepalived instance, NAT rules and agent config."""
     priorities = derive_priorities(members, {h: hosts[h].spec for h in members})
     instance = f"VI_{pair}"
-    track = None
-    if spec.track_script is not None:
-        track = KeepalivedTrackScript(name=f"chk_{pair}", **spec.track_script.model_dump())
+    script = spec.track_script
+    track = script and KeepalivedTrackScript(name=f"chk_{pair}", **script.model_dump())
     out: dict[str, HostPlan] = {}
     for h in members:
         r = hosts[h]
