@@ -116,8 +116,9 @@ def test_half_moved_cloud_is_reported_then_repaired(cloud_world, connect_as, mon
 
 @pytest.mark.parametrize("tables", [1, 5, 50, 200])
 def test_takeover_scales(tables: int, connect_as, inprocess_cloud) -> None:
+    """The takeover's own logic at scale (moto in-process does not throttle: pacing is tested apart)."""
     world = seed_world(test_client(None), None, private_tables=tables)
-    gw2 = connect_as(world, "gw2")
+    gw2 = connect_as(world, "gw2", api_pacing=False)
     result = gw2.takeover()
     assert result.converged and len(result.done) == tables + 1
     assert set(route_targets(world.ec2, world.private_tables).values()) == {world.eni("gw2", "eth1")}
