@@ -27,6 +27,7 @@ from nat_gateway_ha.takeover import Cloud, Result
 
 RECLAIM = {"MASTER", "MASTER_RX_LOWER_PRI"}
 RETRY_UNCONVERGED = 1.0  # seconds between passes while the cloud is not yet fully ours
+PROGRESS_EVERY = 0.5  # seconds between status writes while a (paced, long) takeover is under way
 PEER_TIMEOUT = 0.5  # seconds to wait for a peer's answer before counting it as not eligible
 
 
@@ -82,8 +83,11 @@ class Agent:
             "repairs": 0,
             "split_brain": False,
             "contested": [],
+            "progress": None,
+            "api_throttled": 0,
             "pid": os.getpid(),
         }
+        self._progress_at = 0.0
 
     def serves_pair(self) -> bool:
         """MASTER and verified owner: only then does the pair's egress (and an upstream probe) cross here."""
@@ -154,14 +158,30 @@ class Agent:
             log.info("reconcile_stopped", state=self.state)
             self.publish()
 
+    def _progress(self, result: Result) -> None:
+        """A takeover's calls answered: say how far it is (written at most every PROGRESS_EVERY s)."""
+        self.status["progress"] = result.progress() | {"in_progress": True}
+        now = time.monotonic()
+        if now - self._progress_at >= PROGRESS_EVERY:
+            self._progress_at = now
+            self.publish()
+
+    def _finished(self, result: Result) -> None:
+        if result.planned:
+            done = {"in_progress": False, "converged": result.converged}
+            self.status["progress"] = result.progress() | done
+        pacer = self.cloud.pacer
+        self.status["api_throttled"] = pacer.throttled if pacer is not None else 0
+
     def run_takeover(self, reason: str) -> Result:
         started = _now()
         self._busy = True
         self._claiming = True
         try:
-            result = self.cloud.takeover(dry_run=self.dry_run, claim=True)
+            result = self.cloud.takeover(dry_run=self.dry_run, claim=True, on_progress=self._progress)
         finally:
             self._busy = False
+        self._finished(result)
         self.takeovers += 1
         self.last_result = result
         summary = result.summary() | {"started_at": started, "reason": reason}
@@ -183,7 +203,8 @@ class Agent:
         return result
 
     def reconcile(self) -> Result:
-        result = self.cloud.takeover(dry_run=self.dry_run, claim=self._claiming)
+        result = self.cloud.takeover(dry_run=self.dry_run, claim=self._claiming, on_progress=self._progress)
+        self._finished(result)
         self.last_result = result
         if result.done:
             self.status["repairs"] += 1
