@@ -67,6 +67,7 @@ class Result:
     duration: float = 0.0
     dry_run: bool = False
     throttled: int = 0  # RequestLimitExceeded answers during this takeover (retried by botocore)
+    errors: int = 0  # calls that failed for good (botocore's retries spent), later repaired or not
     paced: float = 0.0  # seconds calls waited for EC2 request tokens, all threads together
 
     @property
@@ -84,6 +85,7 @@ class Result:
             "dry_run": self.dry_run,
             "changed": len(self.done),
             "throttled": self.throttled,
+            "errors": self.errors,
             "paced_seconds": round(self.paced, 3),
             "planned": [str(a) for a in self.planned],
             "pending": [str(a) for a in self.pending],
@@ -283,6 +285,7 @@ class Cloud:
         except (ClientError, BotoCoreError, RuntimeError) as err:
             code, message = _error(err)
             result.failed[str(action)] = f"{code}: {message}"
+            result.errors += 1
             log.warning("cloud_call_failed", action=str(action), code=code, message=message)
             return
         result.done.append(action)
