@@ -337,3 +337,14 @@ def test_two_claimants_at_once_leave_the_cloud_whole(inprocess_world, connect_as
         assert len(hosts) == 1, f"half-moved: {holders}"
         winner = hosts.pop()
         assert winner is not None and results[winner].converged
+
+
+def test_a_watching_backup_keeps_a_view_and_claims_on_it(inprocess_world, running) -> None:
+    cloud.reset_calls()
+    agent, write = running(inprocess_world, "gw2", view_max_age=10)
+    _wait(lambda: agent.cloud.view is not None)  # BACKUP, and looking
+    assert agent.state == "BACKUP" and cloud.mutating_calls() == []
+    cloud.reset_calls()
+    write('INSTANCE "VI_1" MASTER 150')
+    _wait(lambda: (status.read(agent.cfg.state_dir) or {}).get("owner") is True)
+    assert cloud.calls()[0] == "ReplaceRoute"

@@ -185,6 +185,12 @@ class AgentTunables(StrictModel):
     # When the EIP moves: once the first wave of routes (those the bucket lets go at once) has answered,
     # or once every route has. See Cloud.apply for why not before the routes.
     eip_timing: Literal["after_first_wave", "after_all_routes"] = "after_first_wave"
+    # A claim acts on the last observation when it is at most this old, saving the Describe round trip
+    # before the first change (the verification after the changes catches what changed since); while not
+    # master the agent then refreshes that view (and its connections) every reconcile_interval, at most
+    # every view_max_age / 2: 1 DescribeAddresses + 1 DescribeRouteTables per 100 tables each time, which
+    # counts against the account's Describe buckets. 0: always look first, and stay idle while BACKUP.
+    view_max_age: Annotated[float, Field(ge=0, le=300)] = 0.0
     # The inventory allows only paths under fields.MetricsPath's prefixes (rule agent_paths_are_allowed).
     metrics_textfile: Path | None = None
 

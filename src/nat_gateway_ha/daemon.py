@@ -17,6 +17,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from nat_gateway_ha import log, metrics, peers, status
 from nat_gateway_ha.config import AgentConfig
 from nat_gateway_ha.endpoint import Endpoint
@@ -221,6 +223,16 @@ class Agent:
         self.publish()
         return result
 
+    def _next_watch(self) -> float:
+        return time.monotonic() + min(self.cfg.reconcile_interval, self.cfg.view_max_age / 2)
+
+    def watch(self) -> None:
+        """Not master: look, change nothing. Keeps a view fresh for a claim to act on (view_max_age)."""
+        try:
+            self.cloud.observe()
+        except (ClientError, BotoCoreError) as err:
+            log.warning("watch_failed", error=str(err).replace("\n", "; "))
+
     def _peers_stood_down(self) -> bool:
         """Every peer answers, and none says MASTER: what a peer holds is then a stale claim."""
         views = peers.states(self.cfg.peers, self.cfg.listen_port, PEER_TIMEOUT)
@@ -292,6 +304,9 @@ class Agent:
                 self.handle(Event("INSTANCE", self.cfg.vrrp_instance, "STOP", None))
             elif self.state == "MASTER":
                 next_reconcile = self._next_pass(self.reconcile())
+            elif self.cfg.view_max_age > 0:
+                self.watch()
+                next_reconcile = self._next_watch()
 
     def stop(self) -> None:
         self._stop.set()

@@ -147,11 +147,14 @@ class Cloud:
         max_concurrency: int = 16,
         pacer: Pacer | None = None,
         eip_timing: EipTiming = "after_first_wave",
+        view_max_age: float = 0.0,
     ) -> None:
         self.ec2 = ec2
         self.target = target
         self.pacer = pacer
         self.eip_timing = eip_timing
+        self.view_max_age = view_max_age
+        self.view: tuple[float, Ownership] | None = None  # the last observation and when (monotonic)
         self.pool = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="ec2")
         self.eip_pool = ThreadPoolExecutor(
             max_workers=max(1, min(len(target.eips), max_concurrency)), thread_name_prefix="ec2-eip"
@@ -189,7 +192,15 @@ class Cloud:
                         or r.get("NatGatewayId")
                     )
                     now.routes[(table["RouteTableId"], dest)] = None if r.get("State") == "blackhole" else hop
+        self.view = (time.monotonic(), now)
         return now
+
+    def fresh_view(self) -> Ownership | None:
+        """The last observation if it is at most `view_max_age` seconds old (0: never)."""
+        if self.view is None or self.view_max_age <= 0:
+            return None
+        at, seen = self.view
+        return seen if time.monotonic() - at <= self.view_max_age else None
 
     # -- changing -------------------------------------------------------------------------------------
     def _associate(self, eip: EipTarget) -> None:
@@ -324,16 +335,16 @@ class Cloud:
     def _takeover(
         self, result: Result, dry_run: bool, claim: bool, rounds: int, on_progress: Progress | None
     ) -> Result:
-        try:
-            now = self.observe()
-        except (ClientError, BotoCoreError) as err:
-            code, message = _error(err)
-            log.warning("cloud_observe_failed", code=code, message=message)
-            if not claim:  # without a view we cannot tell a peer's claim from drift: wait for one
-                result.failed["verify"] = f"{code}: {message}"
-                result.pending = plan(self.target, Ownership())
+        # A claim may act on a fresh view and save the round trip of looking first: the verification after
+        # the changes catches whatever changed since. Not when that view says there is nothing to do: an
+        # empty plan is reported converged without verification, so it must come from a new look.
+        now = self.fresh_view() if claim and not dry_run else None
+        if now is not None and plan(self.target, now):
+            log.info("claim_on_view", age=f"{time.monotonic() - self.view[0]:.3f}" if self.view else "-")
+        else:
+            now = self._look_first(result, claim)
+            if now is None:
                 return result
-            now = Ownership()  # a claim acts on everything; verification follows
         pending = self._split(plan(self.target, now), now, claim, result)
         result.planned = list(pending)
         if dry_run or not pending:
@@ -362,6 +373,19 @@ class Cloud:
             time.sleep(REPAIR_BACKOFF[min(round_no, len(REPAIR_BACKOFF) - 1)])
         result.pending = pending
         return result
+
+    def _look_first(self, result: Result, claim: bool) -> Ownership | None:
+        """Observe before acting. None: no view, and not claiming (the result says so)."""
+        try:
+            return self.observe()
+        except (ClientError, BotoCoreError) as err:
+            code, message = _error(err)
+            log.warning("cloud_observe_failed", code=code, message=message)
+            if not claim:  # without a view we cannot tell a peer's claim from drift: wait for one
+                result.failed["verify"] = f"{code}: {message}"
+                result.pending = plan(self.target, Ownership())
+                return None
+            return Ownership()  # a claim acts on everything; verification follows
 
     def _split(self, actions: list[Action], now: Ownership, claim: bool, result: Result) -> list[Action]:
         """The actions to make; when not claiming, those on resources a peer holds go to `contested`."""
