@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError
 from conftest import test_client
 from nat_gateway_ha.ec2_limits import Limit
 from nat_gateway_ha_lab import cloud, topology
-from nat_gateway_ha_lab.throttle import Throttle
+from nat_gateway_ha_lab.throttle import SETUP_KEY, Throttle
 
 TIGHT = {
     "DescribeVpcs": Limit(3, 0.01),
@@ -97,6 +97,15 @@ def test_refused_calls_are_not_served(tight: cloud.ServerHandle) -> None:
     assert cloud.calls() == []  # moto never saw it
     tables = ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [rtb_vpc]}])["RouteTables"]
     assert len(tables) == 2  # the main table and the one admitted
+
+
+def test_the_labs_own_setup_key_is_never_throttled(tight: cloud.ServerHandle) -> None:
+    setup, caller = _client(tight.url, key=SETUP_KEY), _client(tight.url)
+    for _ in range(10):
+        setup.describe_vpcs()
+    for _ in range(3):
+        caller.describe_vpcs()  # the set-up calls spent nothing
+    _refused(caller.describe_vpcs)
 
 
 def test_pause_and_refill(tight: cloud.ServerHandle) -> None:
