@@ -5,7 +5,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 PYTEST := $(VENV)/bin/pytest
 
-.PHONY: bootstrap test check lint unit molecule lab lab-down lab-status bench bench-agent bench-faults clean
+.PHONY: bootstrap test check lint unit molecule lab lab-down lab-status bench bench-agent bench-throttle bench-faults clean
 
 bootstrap:
 	@scripts/bootstrap
@@ -50,6 +50,10 @@ lab-status: bootstrap
 
 bench-agent: bootstrap
 	python bench/agent_takeover.py
+
+## make bench-throttle: takeovers against EC2's request throttling, cloud only (no lab needed; about 6 min)
+bench-throttle: bootstrap
+	python bench/throttled_takeover.py $(THROTTLE_ARGS)
 
 bench: bootstrap bench-faults
 	python bench/failover.py $(BENCH_ARGS)

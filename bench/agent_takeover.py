@@ -1,7 +1,9 @@
 """Benchmark: a MASTER line written to a warm agent's FIFO -> its last successful EC2 API response.
 
 The lab's cloud runs as a moto server (HTTP on localhost, AWS fixes applied) in a process of its own, as
-EC2 is not in the agent's process either; IMDS is the emulator, next to it. For each route-table count,
+EC2 is not in the agent's process either; IMDS is the emulator, next to it. EC2's request throttling is off
+here: this measures the agent's own latency (bench/throttled_takeover.py measures it against the buckets,
+with this module's cloud process). For each route-table count,
 gw1 owns the pair, then gw2's agent (warm: resolved, connections open) gets `INSTANCE "VI_1" MASTER 150`
 on its FIFO; the clock stops at the last successful API response of that takeover (its verification
 Describe). Prints median and spread; asserts nothing about time.
@@ -32,42 +34,58 @@ from nat_gateway_ha_lab import cloud, imds, topology
 from nat_gateway_ha_lab.seed import moto_mac_setter, seed
 
 
-def serve_cloud() -> None:
-    """The child process: moto and IMDS on free ports; seeds on request ("seed N" / "imds <instance-id>")."""
+def serve_cloud(throttle: bool) -> None:
+    """The child process: moto and IMDS on free ports. One JSON line answers each command line:
+    "seed N" (reset, then the lab's VPC with N private tables, unthrottled), "imds <instance-id>" (who
+    127.0.0.1 is), "throttle on|off" (on: every bucket full again), "stats" (throttled and served calls)."""
     import json
     from dataclasses import asdict
 
     import boto3
 
-    server = cloud.serve("127.0.0.1", 0)
+    server = cloud.serve("127.0.0.1", 0, throttle=throttle)
     who: dict[str, str | None] = {"id": None}
     emulator = imds.serve("127.0.0.1", 0, resolver=lambda ip: who["id"])
     print(json.dumps({"cloud": server.url, "imds": emulator.url}), flush=True)
     ec2 = boto3.client("ec2", region_name=topology.REGION, endpoint_url=server.url)
     for line in sys.stdin:
-        cmd, arg = line.split()
+        cmd, arg = [*line.split(), ""][:2]
+        answer: Any = {}
         if cmd == "imds":
             who["id"] = arg
-            print("{}", flush=True)
-            continue
-        server.reset()
-        state = seed(ec2, moto_mac_setter(), endpoint_url=server.url, extra_route_tables=max(0, int(arg) - 2))
-        for inst in state.instances.values():  # as provisioning leaves them (nat_gateway_ha_cloud)
-            for nic in inst.nics.values():
-                ec2.modify_network_interface_attribute(
-                    NetworkInterfaceId=nic.eni_id, SourceDestCheck={"Value": False}
-                )
-        print(json.dumps(asdict(state)), flush=True)
+        elif cmd == "throttle":
+            server.throttle.refill()
+            server.throttle.enabled = arg == "on"
+        elif cmd == "stats":
+            answer = {"refused": server.throttle.refused, "admitted": server.throttle.admitted}
+        else:
+            server.reset()
+            with server.throttle.paused():
+                answer = asdict(seed_provisioned(ec2, server.url, int(arg)))
+        print(json.dumps(answer), flush=True)
+
+
+def seed_provisioned(ec2: Any, url: str, tables: int) -> Any:
+    """The lab's VPC with `tables` private route tables, as provisioning leaves it (nat_gateway_ha_cloud)."""
+    state = seed(ec2, moto_mac_setter(), endpoint_url=url, extra_route_tables=max(0, tables - 2))
+    for inst in state.instances.values():
+        for nic in inst.nics.values():
+            ec2.modify_network_interface_attribute(
+                NetworkInterfaceId=nic.eni_id, SourceDestCheck={"Value": False}
+            )
+    return state
 
 
 class CloudProcess:
-    def __init__(self) -> None:
+    """The cloud in a child process (`serve_cloud`), asked one line at a time."""
+
+    def __init__(self, throttle: bool = False) -> None:
         import json
         import subprocess
 
         self._json = json
         self.proc = subprocess.Popen(
-            [sys.executable, __file__, "--serve-cloud"],
+            [sys.executable, __file__, "--serve-cloud", *(["--throttle"] if throttle else [])],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -87,30 +105,32 @@ class CloudProcess:
         self.proc.wait(timeout=10)
 
 
-def config(host: str, state: Any, tables: list[str], url: str, imds_url: str, tmp: Path) -> AgentConfig:
+def config(
+    host: str, state: Any, tables: list[str], url: str, imds_url: str, tmp: Path, **overrides: Any
+) -> AgentConfig:
     h = topology.host(host)
-    return AgentConfig.model_validate(
-        {
-            "pair": "bench",
-            "host": host,
-            "vrrp_instance": "VI_1",
-            "region": topology.REGION,
-            "endpoint_url": url,
-            "imds_url": imds_url,
-            "wan_eni": {"mac": h.nic("eth0").mac},
-            "lan_eni": {"mac": h.nic("eth1").mac},
-            "eips": [
-                {
-                    "eip": {"allocation_id": state.eip_allocation_id},
-                    "private_ip": str(h.nic("eth0").secondary[0]),
-                }
-            ],
-            "route_tables": {"ids": tables},
-            "fifo_path": str(tmp / host / "notify.fifo"),
-            "state_dir": str(tmp / host / "state"),
-            "reconcile_interval": 3600,
-        }
-    )
+    base = {
+        "pair": "bench",
+        "host": host,
+        "vrrp_instance": "VI_1",
+        "region": topology.REGION,
+        "endpoint_url": url,
+        "imds_url": imds_url,
+        "insecure_endpoints": True,  # the lab's plain-http emulators
+        "wan_eni": {"mac": h.nic("eth0").mac},
+        "lan_eni": {"mac": h.nic("eth1").mac},
+        "eips": [
+            {
+                "eip": {"allocation_id": state.eip_allocation_id},
+                "private_ip": str(h.nic("eth0").secondary[0]),
+            }
+        ],
+        "route_tables": {"ids": tables},
+        "fifo_path": str(tmp / host / "notify.fifo"),
+        "state_dir": str(tmp / host / "state"),
+        "reconcile_interval": 3600,
+    }
+    return AgentConfig.model_validate(base | overrides)
 
 
 def measure(n_tables: int, runs: int, proc: CloudProcess, tmp: Path) -> list[float]:
@@ -120,11 +140,12 @@ def measure(n_tables: int, runs: int, proc: CloudProcess, tmp: Path) -> list[flo
     state = SimpleNamespace(eip_allocation_id=raw["eip_allocation_id"])
     tables = [*raw["private_route_tables"].values(), *raw["extra_route_tables"]][:n_tables]
     clouds = {}
+    unpaced = {"api_pacing": False}  # an unthrottled cloud: the agent's own latency, not EC2's buckets
     for host in ("gw1", "gw2"):
         proc.ask(f"imds {raw['instances'][host]['instance_id']}")
-        clouds[host] = connect(config(host, state, tables, proc.url, proc.imds_url, tmp))
+        clouds[host] = connect(config(host, state, tables, proc.url, proc.imds_url, tmp, **unpaced))
     gw2 = clouds["gw2"]
-    agent = Agent(config("gw2", state, tables, proc.url, proc.imds_url, tmp), gw2, state="BACKUP")
+    agent = Agent(config("gw2", state, tables, proc.url, proc.imds_url, tmp, **unpaced), gw2, state="BACKUP")
     last_ok = [0.0]
 
     def on_response(http_response: Any, **_: Any) -> None:
@@ -169,9 +190,10 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--tables", default="1,5,50,100,200")
     parser.add_argument("--serve-cloud", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--throttle", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_cloud:
-        serve_cloud()
+        serve_cloud(args.throttle)
         return 0
     log.setup(level=40)  # errors only: the per-call log lines would time the terminal, not the agent
     proc = CloudProcess()

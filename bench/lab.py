@@ -18,6 +18,7 @@ import boto3
 from botocore.config import Config
 
 from nat_gateway_ha_lab import paths, ssh, topology
+from nat_gateway_ha_lab.throttle import SETUP_KEY
 
 RUN_DIR = paths.RUN_DIR
 DATAPLANE_LOG = RUN_DIR / "dataplane.log"
@@ -143,7 +144,7 @@ class Lab:
                 "ec2",
                 endpoint_url=ENDPOINT,
                 region_name=topology.REGION,
-                aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
+                aws_access_key_id=SETUP_KEY,  # the bench's own set-up: not throttled (lab/README.md)
                 aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
                 config=Config(retries={"mode": "standard"}, connect_timeout=2, read_timeout=30),
             )

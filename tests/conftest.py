@@ -287,6 +287,8 @@ TIERS = {
         "test_imds_emulator.py",
         "test_lab_seed.py",
         "test_lab_dataplane.py",
+        "test_lab_throttle.py",
+        "test_pacing.py",
     },
     "ansible": {"test_render.py", "test_inventory_site.py", "test_lab_inventory.py"},
 }

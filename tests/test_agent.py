@@ -65,7 +65,28 @@ def test_master_line_takes_over_and_status_says_so(cloud_world, running) -> None
     assert eip_target(cloud_world.ec2)[0] == cloud_world.eni("gw2", "eth0")
     saved = status.read(agent.cfg.state_dir)
     assert saved and saved["state"] == "MASTER" and saved["last_takeover"]["converged"] is True
+    assert saved["progress"] == {"moved": 6, "of": 6, "failed": 0, "in_progress": False, "converged": True}
     assert agent.takeovers == 1
+
+
+def test_a_long_takeover_reports_its_progress(cloud_world, running, monkeypatch) -> None:
+    """Paced to one route at a time, the takeover's status says how many of N moved before it ends."""
+    written: list[dict[str, Any]] = []
+    original = status.write
+
+    def record(state_dir, data) -> None:
+        written.append(json.loads(json.dumps(data)))
+        original(state_dir, data)
+
+    monkeypatch.setattr(status, "write", record)
+    slow = {"ReplaceRoute": {"capacity": 1, "refill": 8}}
+    agent, write = running(cloud_world, "gw2", api_limits=slow)
+    write('INSTANCE "VI_1" MASTER 150')
+    _wait(lambda: (status.read(agent.cfg.state_dir) or {}).get("owner") is True)
+    during = [w["progress"] for w in written if (w.get("progress") or {}).get("in_progress")]
+    assert during and 0 < during[0]["moved"] < during[0]["of"] == 6
+    assert all(w["owner"] is not True for w in written if (w.get("progress") or {}).get("in_progress"))
+    assert written[-1]["progress"]["moved"] == 6 and written[-1]["owner"] is True
 
 
 def test_fast_transitions_end_master_and_owner_one_takeover_at_a_time(cloud_world, running) -> None:
@@ -170,6 +191,9 @@ def test_metrics_textfile(inprocess_world, running, tmp_path) -> None:
     text = prom.read_text()
     assert 'natgw_ha_state{pair="lab",host="gw2",state="MASTER"} 1' in text
     assert 'natgw_ha_takeovers_total{pair="lab",host="gw2",result="converged"} 1' in text
+    assert 'natgw_ha_takeover_moved{pair="lab",host="gw2"} 6' in text
+    assert 'natgw_ha_takeover_planned{pair="lab",host="gw2"} 6' in text
+    assert 'natgw_ha_takeover_in_progress{pair="lab",host="gw2"} 0' in text
 
 
 def test_cli_status_and_claim(inprocess_world, connect_as, capsys) -> None:
@@ -313,3 +337,14 @@ def test_two_claimants_at_once_leave_the_cloud_whole(inprocess_world, connect_as
         assert len(hosts) == 1, f"half-moved: {holders}"
         winner = hosts.pop()
         assert winner is not None and results[winner].converged
+
+
+def test_a_watching_backup_keeps_a_view_and_claims_on_it(inprocess_world, running) -> None:
+    cloud.reset_calls()
+    agent, write = running(inprocess_world, "gw2", view_max_age=10)
+    _wait(lambda: agent.cloud.view is not None)  # BACKUP, and looking
+    assert agent.state == "BACKUP" and cloud.mutating_calls() == []
+    cloud.reset_calls()
+    write('INSTANCE "VI_1" MASTER 150')
+    _wait(lambda: (status.read(agent.cfg.state_dir) or {}).get("owner") is True)
+    assert cloud.calls()[0] == "ReplaceRoute"

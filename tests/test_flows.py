@@ -49,8 +49,9 @@ class _Cloud:
     def __init__(self, log: Path) -> None:
         self.log = log
         self.target = SimpleNamespace(wins_conflicts=True)
+        self.pacer = None
 
-    def takeover(self, dry_run: bool = False, claim: bool = False) -> Result:
+    def takeover(self, dry_run: bool = False, claim: bool = False, **_: Any) -> Result:
         with self.log.open("a") as f:
             f.write("takeover\n")
         return Result(rounds=1)

@@ -171,7 +171,7 @@ def test_example_matches_the_seed_topology(renders: dict[str, Rendered]) -> None
     assert gw2.block("static_routes") == ["10.77.3.220/32 via 10.77.4.1 dev eth1"]
     assert "nopreempt" in gw1.text and "nopreempt" in gw2.text
     assert r.agent("gw1")["route_tables"] == {"tags": {"Network": "private"}, "ids": [], "subnet_ids": [],
-                                              "include_main": False}  # fmt: skip
+                                              "include_main": False, "first": []}  # fmt: skip
     # Rendering again changes nothing: the output is stable.
     again = render(INVENTORIES["example"], r.out)
     assert again.returncode == 0 and re.search(r"gw1\s+: ok=\d+\s+changed=0", again.stdout), again.stdout

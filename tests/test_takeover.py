@@ -116,8 +116,9 @@ def test_half_moved_cloud_is_reported_then_repaired(cloud_world, connect_as, mon
 
 @pytest.mark.parametrize("tables", [1, 5, 50, 200])
 def test_takeover_scales(tables: int, connect_as, inprocess_cloud) -> None:
+    """The takeover's own logic at scale (moto in-process does not throttle: pacing is tested apart)."""
     world = seed_world(test_client(None), None, private_tables=tables)
-    gw2 = connect_as(world, "gw2")
+    gw2 = connect_as(world, "gw2", api_pacing=False)
     result = gw2.takeover()
     assert result.converged and len(result.done) == tables + 1
     assert set(route_targets(world.ec2, world.private_tables).values()) == {world.eni("gw2", "eth1")}
@@ -131,3 +132,49 @@ def test_routes_answered_before_the_eip_moves(cloud_world, connect_as) -> None:
     served = cloud.mutating_calls()
     assert served.count("ReplaceRoute") == len(cloud_world.private_tables)
     assert served[-1] == "AssociateAddress" and served.count("AssociateAddress") == 1
+
+
+def test_a_claim_acts_on_a_fresh_view_without_looking_first(cloud_world, connect_as) -> None:
+    gw2 = connect_as(cloud_world, "gw2", view_max_age=30)
+    gw2.observe()  # what a watching backup holds
+    cloud.reset_calls()
+    assert gw2.takeover().converged
+    served = cloud.calls()
+    assert served[0] == "ReplaceRoute"
+    assert served.index("DescribeRouteTables") > served.index("AssociateAddress")  # the verification
+    _assert_owner(cloud_world, "gw2")
+
+
+def test_without_a_fresh_view_a_claim_looks_first(cloud_world, connect_as) -> None:
+    gw2 = connect_as(cloud_world, "gw2")  # view_max_age 0: never act on a view
+    gw2.observe()
+    cloud.reset_calls()
+    assert gw2.takeover().converged
+    assert cloud.calls()[0].startswith("Describe")
+
+
+def test_a_view_saying_nothing_to_do_is_checked_before_it_is_believed(cloud_world, connect_as) -> None:
+    """gw2's last view says it owns everything; gw1 has taken it all back since: the claim looks again."""
+    gw1, gw2 = connect_as(cloud_world, "gw1"), connect_as(cloud_world, "gw2", view_max_age=30)
+    assert gw2.takeover().converged  # gw2's view: everything is gw2's
+    assert gw1.takeover().converged
+    result = gw2.takeover()
+    assert result.converged and len(result.done) == 1 + len(cloud_world.private_tables)
+    _assert_owner(cloud_world, "gw2")
+
+
+def test_what_changed_since_the_view_is_caught_by_the_verification(cloud_world, connect_as) -> None:
+    ec2, first = cloud_world.ec2, cloud_world.private_tables[0]
+    gw2 = connect_as(cloud_world, "gw2", view_max_age=30)
+
+    def point_first_at(host: str) -> None:
+        eni = cloud_world.eni(host, "eth1")
+        ec2.replace_route(RouteTableId=first, DestinationCidrBlock="0.0.0.0/0", NetworkInterfaceId=eni)
+
+    point_first_at("gw2")
+    gw2.observe()  # the view: the first table is already gw2's
+    point_first_at("gw1")  # and then an operator points it back
+    result = gw2.takeover()
+    assert result.converged and result.rounds == 2
+    assert f"replace:{first}:0.0.0.0/0" in [str(a) for a in result.done]
+    _assert_owner(cloud_world, "gw2")

@@ -13,9 +13,11 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from nat_gateway_ha import ec2_limits
 from nat_gateway_ha.fields import Region, TagKey, TagValue, Url, insecure_endpoint
 
 MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+ACTION_RE = rf"^[A-Z][A-Za-z0-9]{{1,80}}(:{ec2_limits.UNFILTERED})?$"  # an EC2 action (a bucket key)
 
 
 class StrictModel(BaseModel):
@@ -63,11 +65,16 @@ class RouteTableSelection(StrictModel):
     ids: list[Annotated[str, Field(pattern=r"^rtb-[0-9a-f]{1,32}$")]] = Field(default_factory=list)
     subnet_ids: list[Annotated[str, Field(pattern=r"^subnet-[0-9a-f]{1,32}$")]] = Field(default_factory=list)
     include_main: bool = False
+    # Selected tables to move first, in this order (the subnets whose egress matters most); the others follow
+    # in id order. Only matters when a takeover is paced: beyond EC2's burst, routes go 5 a second.
+    first: list[Annotated[str, Field(pattern=r"^rtb-[0-9a-f]{1,32}$")]] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _something(self) -> RouteTableSelection:
         if not (self.tags or self.ids or self.subnet_ids):
             raise ValueError("select route tables by tags, ids or subnet_ids")
+        if len(set(self.first)) != len(self.first):
+            raise ValueError("first: a route table is listed twice")
         return self
 
 
@@ -144,6 +151,31 @@ class PeerRef(StrictModel):
     wan_mac: Annotated[str, Field(pattern=MAC_RE.pattern)]
 
 
+class ApiLimit(StrictModel):
+    """One EC2 request token bucket: `capacity` calls at once, then `refill` calls a second."""
+
+    capacity: Annotated[float, Field(ge=1, le=100000)]
+    refill: Annotated[float, Field(gt=0, le=10000)]
+
+
+# The actions a takeover calls, with EC2's documented buckets (ec2_limits.TABLE); others use the table.
+PACED_ACTIONS = (
+    "ReplaceRoute",
+    "CreateRoute",
+    "AssociateAddress",
+    "DescribeRouteTables",
+    "DescribeAddresses",
+)
+
+
+def _documented_limits() -> dict[str, ApiLimit]:
+    out = {}
+    for action in PACED_ACTIONS:
+        lim = ec2_limits.limit(action)
+        out[action] = ApiLimit(capacity=lim.capacity, refill=lim.refill)
+    return out
+
+
 class AgentTunables(StrictModel):
     """The agent options a pair may tune under `agent`; the inventory gives the other AgentConfig fields."""
 
@@ -154,6 +186,25 @@ class AgentTunables(StrictModel):
     max_concurrency: Annotated[int, Field(ge=1, le=50)] = 16
     reconcile_interval: Annotated[float, Field(gt=0, le=3600)] = 5.0
     debounce: Annotated[float, Field(ge=0, le=5)] = 0.0
+    # Pace EC2 calls to the account's request token buckets (nat_gateway_ha.pacing): a takeover spends the
+    # burst at once, then goes at the refill rate, instead of drawing RequestLimitExceeded storms.
+    api_pacing: bool = True
+    # Per-action buckets (EC2's documented defaults; raise them after AWS Support raised the account's).
+    api_limits: dict[Annotated[str, Field(pattern=ACTION_RE)], ApiLimit] = Field(
+        default_factory=_documented_limits, max_length=100
+    )
+    # The fraction of those buckets this gateway counts on: 1/N when N pairs of one account and region
+    # may fail over at the same moment (one AZ lost), so together they stay under the account's limit.
+    api_share: Annotated[float, Field(gt=0, le=1)] = 1.0
+    # When the EIP moves: once the first wave of routes (those the bucket lets go at once) has answered,
+    # or once every route has. See Cloud.apply for why not before the routes.
+    eip_timing: Literal["after_first_wave", "after_all_routes"] = "after_first_wave"
+    # A claim acts on the last observation when it is at most this old, saving the Describe round trip
+    # before the first change (the verification after the changes catches what changed since); while not
+    # master the agent then refreshes that view (and its connections) every reconcile_interval, at most
+    # every view_max_age / 2: 1 DescribeAddresses + 1 DescribeRouteTables per 100 tables each time, which
+    # counts against the account's Describe buckets. 0: always look first, and stay idle while BACKUP.
+    view_max_age: Annotated[float, Field(ge=0, le=300)] = 0.0
     # The inventory allows only paths under fields.MetricsPath's prefixes (rule agent_paths_are_allowed).
     metrics_textfile: Path | None = None
 

@@ -17,6 +17,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from nat_gateway_ha import log, metrics, peers, status
 from nat_gateway_ha.config import AgentConfig
 from nat_gateway_ha.endpoint import Endpoint
@@ -28,6 +30,7 @@ from nat_gateway_ha.takeover import Cloud, Result
 
 RECLAIM = {"MASTER", "MASTER_RX_LOWER_PRI"}
 RETRY_UNCONVERGED = 1.0  # seconds between passes while the cloud is not yet fully ours
+PROGRESS_EVERY = 0.5  # seconds between status writes while a (paced, long) takeover is under way
 PEER_TIMEOUT = 0.5  # seconds to wait for a peer's answer before counting it as not eligible
 
 
@@ -87,8 +90,11 @@ class Agent:
             "split_brain": False,
             "contested": [],
             "flows": self.flows.last,  # the last conntrackd steps: seconds taken, or why they failed
+            "progress": None,
+            "api_throttled": 0,
             "pid": os.getpid(),
         }
+        self._progress_at = 0.0
 
     def serves_pair(self) -> bool:
         """MASTER and verified owner: only then does the pair's egress (and an upstream probe) cross here."""
@@ -165,14 +171,30 @@ class Agent:
             log.info("reconcile_stopped", state=self.state)
             self.publish()
 
+    def _progress(self, result: Result) -> None:
+        """A takeover's calls answered: say how far it is (written at most every PROGRESS_EVERY s)."""
+        self.status["progress"] = result.progress() | {"in_progress": True}
+        now = time.monotonic()
+        if now - self._progress_at >= PROGRESS_EVERY:
+            self._progress_at = now
+            self.publish()
+
+    def _finished(self, result: Result) -> None:
+        if result.planned:
+            done = {"in_progress": False, "converged": result.converged}
+            self.status["progress"] = result.progress() | done
+        pacer = self.cloud.pacer
+        self.status["api_throttled"] = pacer.throttled if pacer is not None else 0
+
     def run_takeover(self, reason: str) -> Result:
         started = _now()
         self._busy = True
         self._claiming = True
         try:
-            result = self.cloud.takeover(dry_run=self.dry_run, claim=True)
+            result = self.cloud.takeover(dry_run=self.dry_run, claim=True, on_progress=self._progress)
         finally:
             self._busy = False
+        self._finished(result)
         self.takeovers += 1
         self.last_result = result
         summary = result.summary() | {"started_at": started, "reason": reason}
@@ -194,7 +216,8 @@ class Agent:
         return result
 
     def reconcile(self) -> Result:
-        result = self.cloud.takeover(dry_run=self.dry_run, claim=self._claiming)
+        result = self.cloud.takeover(dry_run=self.dry_run, claim=self._claiming, on_progress=self._progress)
+        self._finished(result)
         self.last_result = result
         if result.done:
             self.status["repairs"] += 1
@@ -210,6 +233,16 @@ class Agent:
             return self.run_takeover(reason="peer_not_master")
         self.publish()
         return result
+
+    def _next_watch(self) -> float:
+        return time.monotonic() + min(self.cfg.reconcile_interval, self.cfg.view_max_age / 2)
+
+    def watch(self) -> None:
+        """Not master: look, change nothing. Keeps a view fresh for a claim to act on (view_max_age)."""
+        try:
+            self.cloud.observe()
+        except (ClientError, BotoCoreError) as err:
+            log.warning("watch_failed", error=str(err).replace("\n", "; "))
 
     def _peers_stood_down(self) -> bool:
         """Every peer answers, and none says MASTER: what a peer holds is then a stale claim."""
@@ -282,6 +315,9 @@ class Agent:
                 self.handle(Event("INSTANCE", self.cfg.vrrp_instance, "STOP", None))
             elif self.state == "MASTER":
                 next_reconcile = self._next_pass(self.reconcile())
+            elif self.cfg.view_max_age > 0:
+                self.watch()
+                next_reconcile = self._next_watch()
 
     def stop(self) -> None:
         self._stop.set()

@@ -13,6 +13,7 @@ STATES = ("MASTER", "BACKUP", "FAULT", "STOP", "UNKNOWN")
 def render(pair: str, host: str, status: dict[str, Any]) -> str:
     labels = f'pair="{pair}",host="{host}"'
     last = status.get("last_takeover") or {}
+    progress = status.get("progress") or {}
     lines = [
         "# HELP natgw_ha_state VRRP state the agent acts on (1 for the current one).",
         "# TYPE natgw_ha_state gauge",
@@ -36,6 +37,18 @@ def render(pair: str, host: str, status: dict[str, Any]) -> str:
         "# HELP natgw_ha_last_takeover_seconds Duration of the last takeover.",
         "# TYPE natgw_ha_last_takeover_seconds gauge",
         f"natgw_ha_last_takeover_seconds{{{labels}}} {last.get('duration', 0)}",
+        "# HELP natgw_ha_takeover_moved Changes made so far by the current (or last) takeover or repair.",
+        "# TYPE natgw_ha_takeover_moved gauge",
+        f"natgw_ha_takeover_moved{{{labels}}} {progress.get('moved', 0)}",
+        "# HELP natgw_ha_takeover_planned Changes that takeover or repair set out to make.",
+        "# TYPE natgw_ha_takeover_planned gauge",
+        f"natgw_ha_takeover_planned{{{labels}}} {progress.get('of', 0)}",
+        "# HELP natgw_ha_takeover_in_progress 1 while a takeover or repair is making its changes.",
+        "# TYPE natgw_ha_takeover_in_progress gauge",
+        f"natgw_ha_takeover_in_progress{{{labels}}} {int(bool(progress.get('in_progress')))}",
+        "# HELP natgw_ha_api_throttled_total RequestLimitExceeded answers from EC2 (retried).",
+        "# TYPE natgw_ha_api_throttled_total counter",
+        f"natgw_ha_api_throttled_total{{{labels}}} {status.get('api_throttled', 0)}",
         "# HELP natgw_ha_last_verified_timestamp_seconds When ownership was last verified (unix time).",
         "# TYPE natgw_ha_last_verified_timestamp_seconds gauge",
         f"natgw_ha_last_verified_timestamp_seconds{{{labels}}} {status.get('verified_at_unix', 0)}",

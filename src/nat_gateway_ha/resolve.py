@@ -41,7 +41,7 @@ class Target:
     wan_eni_id: str
     lan_eni_id: str
     eips: tuple[EipTarget, ...]
-    route_tables: tuple[str, ...]
+    route_tables: tuple[str, ...]  # in the order a takeover moves them
     destinations: tuple[str, ...]
     # The other members' ENIs: what they hold was claimed by them, not drift (see Cloud.takeover).
     peer_enis: frozenset[str] = frozenset()
@@ -150,6 +150,17 @@ def select_route_tables(cfg: AgentConfig, ec2: EC2Client, vpc_id: str) -> tuple[
     return tuple(sorted(chosen))
 
 
+def move_order(cfg: AgentConfig, tables: tuple[str, ...]) -> tuple[str, ...]:
+    """The selected tables in the order a takeover moves them: `route_tables.first`, then the rest."""
+    first = cfg.route_tables.first
+    unknown = [t for t in first if t not in tables]
+    if unknown:
+        raise ResolveError(
+            f"{_where(cfg, 'route_tables.first')}: {', '.join(unknown)} not among the selected route tables"
+        )
+    return (*first, *(t for t in tables if t not in first))
+
+
 def resolve(cfg: AgentConfig, identity: Identity, ec2: EC2Client) -> Target:
     wan = find_eni(cfg, identity, cfg.wan_eni, "wan_eni")
     lan = find_eni(cfg, identity, cfg.lan_eni, "lan_eni")
@@ -164,7 +175,7 @@ def resolve(cfg: AgentConfig, identity: Identity, ec2: EC2Client) -> Target:
         wan_eni_id=wan.eni_id,
         lan_eni_id=lan.eni_id,
         eips=_eips(cfg, ec2, wan),
-        route_tables=select_route_tables(cfg, ec2, lan.vpc_id),
+        route_tables=move_order(cfg, select_route_tables(cfg, ec2, lan.vpc_id)),
         destinations=tuple(str(d) for d in cfg.destinations),
         peer_enis=peer_enis(cfg, ec2, lan.vpc_id),
         wins_conflicts=all(cfg.priority > p.priority for p in cfg.peers),

@@ -11,7 +11,7 @@ import time
 from botocore.exceptions import BotoCoreError, ClientError
 
 from nat_gateway_ha import log
-from nat_gateway_ha.aws import ec2_client
+from nat_gateway_ha.aws import ec2_client, pacer
 from nat_gateway_ha.config import AgentConfig
 from nat_gateway_ha.imds import ImdsClient, ImdsError
 from nat_gateway_ha.resolve import ResolveError, resolve, source_dest_check
@@ -23,7 +23,8 @@ RETRY_MAX = 5.0  # seconds between start-up attempts, at most
 def connect(cfg: AgentConfig) -> Cloud:
     """IMDS once, EC2 resolution once; then a warm Cloud ready for takeovers."""
     identity = ImdsClient(cfg.imds_url, timeout=cfg.api_connect_timeout).identity()
-    ec2 = ec2_client(cfg, cfg.region or identity.region)
+    paced_by = pacer(cfg)
+    ec2 = ec2_client(cfg, cfg.region or identity.region, paced_by)
     target = resolve(cfg, identity, ec2)
     checks = source_dest_check(ec2, target)
     for eni, on in sorted(checks.items()):
@@ -41,7 +42,7 @@ def connect(cfg: AgentConfig) -> Cloud:
         eips=",".join(e.allocation_id for e in target.eips),
         route_tables=len(target.route_tables),
     )
-    return Cloud(ec2, target, cfg.max_concurrency)
+    return Cloud(ec2, target, cfg.max_concurrency, paced_by, cfg.eip_timing, cfg.view_max_age)
 
 
 def connect_until_ready(cfg: AgentConfig) -> Cloud:

@@ -3,19 +3,22 @@
 A takeover is idempotent (what is already right is skipped, so a second one makes no mutating call) and
 convergent: every destination of every selected route table ends on this gateway's LAN ENI and every EIP on
 its WAN private IP, or the result says which did not. Races with the peer or an operator are handled per
-call (ReplaceRoute on a vanished route becomes CreateRoute and vice versa).
+call (ReplaceRoute on a vanished route becomes CreateRoute and vice versa). With a `Pacer` on the client,
+calls go as fast as EC2's token buckets allow and no faster (see `pacing`); progress is reported as it goes.
 """
 
 from __future__ import annotations
 
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from nat_gateway_ha import log
+from nat_gateway_ha.pacing import Pacer
 from nat_gateway_ha.resolve import EipTarget, Target
 
 if TYPE_CHECKING:
@@ -63,16 +66,27 @@ class Result:
     rounds: int = 0
     duration: float = 0.0
     dry_run: bool = False
+    throttled: int = 0  # RequestLimitExceeded answers during this takeover (retried by botocore)
+    errors: int = 0  # calls that failed for good (botocore's retries spent), later repaired or not
+    paced: float = 0.0  # seconds calls waited for EC2 request tokens, all threads together
 
     @property
     def converged(self) -> bool:
         return not self.pending and not self.contested and "verify" not in self.failed
+
+    def progress(self) -> dict[str, int]:
+        """How many of the planned changes are made so far (a change redone after a race counts once)."""
+        planned = set(self.planned)
+        return {"moved": len(planned.intersection(self.done)), "of": len(planned), "failed": len(self.failed)}
 
     def summary(self) -> dict[str, Any]:
         return {
             "converged": self.converged,
             "dry_run": self.dry_run,
             "changed": len(self.done),
+            "throttled": self.throttled,
+            "errors": self.errors,
+            "paced_seconds": round(self.paced, 3),
             "planned": [str(a) for a in self.planned],
             "pending": [str(a) for a in self.pending],
             "contested": [str(a) for a in self.contested],
@@ -115,16 +129,40 @@ def held_by_peer(target: Target, now: Ownership, action: Action) -> bool:
     return now.routes.get((action.resource, action.detail)) in target.peer_enis
 
 
-class Cloud:
-    """A warm connection to EC2 for one target: a client and a bounded worker pool, made once."""
+Progress = Callable[[Result], None]
+EipTiming = Literal["after_first_wave", "after_all_routes"]
 
-    def __init__(self, ec2: EC2Client, target: Target, max_concurrency: int = 16) -> None:
+
+class Cloud:
+    """A warm connection to EC2 for one target: a client and bounded worker pools, made once.
+
+    `pacer` is the one attached to `ec2` (None: calls are not paced). The EIPs have a pool of their own, so
+    an EIP never queues behind route calls that wait for their tokens.
+    """
+
+    def __init__(
+        self,
+        ec2: EC2Client,
+        target: Target,
+        max_concurrency: int = 16,
+        pacer: Pacer | None = None,
+        eip_timing: EipTiming = "after_first_wave",
+        view_max_age: float = 0.0,
+    ) -> None:
         self.ec2 = ec2
         self.target = target
+        self.pacer = pacer
+        self.eip_timing = eip_timing
+        self.view_max_age = view_max_age
+        self.view: tuple[float, Ownership] | None = None  # the last observation and when (monotonic)
         self.pool = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="ec2")
+        self.eip_pool = ThreadPoolExecutor(
+            max_workers=max(1, min(len(target.eips), max_concurrency)), thread_name_prefix="ec2-eip"
+        )
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
+        self.eip_pool.shutdown(wait=False, cancel_futures=True)
 
     # -- observing ------------------------------------------------------------------------------------
     def observe(self) -> Ownership:
@@ -154,7 +192,15 @@ class Cloud:
                         or r.get("NatGatewayId")
                     )
                     now.routes[(table["RouteTableId"], dest)] = None if r.get("State") == "blackhole" else hop
+        self.view = (time.monotonic(), now)
         return now
+
+    def fresh_view(self) -> Ownership | None:
+        """The last observation if it is at most `view_max_age` seconds old (0: never)."""
+        if self.view is None or self.view_max_age <= 0:
+            return None
+        at, seen = self.view
+        return seen if time.monotonic() - at <= self.view_max_age else None
 
     # -- changing -------------------------------------------------------------------------------------
     def _associate(self, eip: EipTarget) -> None:
@@ -198,38 +244,72 @@ class Cloud:
             return "associate"
         return self._route(action.resource, action.detail, exists=action.kind == "replace")
 
-    def apply(self, actions: list[Action], result: Result) -> None:
-        """Routes first, all in parallel; the EIPs once the routes have answered.
+    def apply(self, actions: list[Action], result: Result, on_progress: Progress | None = None) -> None:
+        """Routes in order, in parallel (paced); the EIPs once the first wave of routes has answered.
 
-        The order keeps established flows alive: while the EIP still maps to the old master, the server's
-        segments still reach the clients, whose ACKs now cross this gateway and create its conntrack (SNAT)
-        entries. Moving the EIP first sends the server's segments here before any entry exists; they are
-        dropped, the receiving client stays silent, and the flow stalls (measured in the lab: 3 of 3 stalled
-        with the EIP first, none with routes first). The cost is one round trip.
+        Why routes before the EIP: it keeps established flows alive. While the EIP still maps to the old
+        master, the server's segments still reach the clients, whose ACKs now cross this gateway and create
+        its conntrack (SNAT) entries. Moving the EIP first sends the server's segments here before any entry
+        exists; they are dropped, the receiving client stays silent, and the flow stalls (measured in the
+        lab: 3 of 3 stalled with the EIP first, none with routes first). It costs one round trip and gains
+        nothing: a subnet has egress only once both its route and the EIP have moved.
+
+        Why not after every route: paced, routes beyond EC2's burst go at the refill rate (5 a second), so
+        with 200 tables the EIP would wait 30 s and no subnet would have egress until then. The first wave
+        is the routes the bucket lets go at once (every route, unpaced or with `after_all_routes`); once it
+        has answered the EIP moves, on its own bucket and pool, and each later subnet has egress as soon as
+        its own route moves. Up to the burst (50 tables) that is the same order as routes-then-EIP.
         """
         routes = [a for a in actions if a.kind != "associate"]
         eips = [a for a in actions if a.kind == "associate"]
-        for wave in (routes, eips):
-            if wave:
-                self._apply_wave(wave, result)
+        running: dict[Future[str], Action] = {self.pool.submit(self._run, a): a for a in routes}
+        wave = set(list(running)[: self._first_wave(routes)])
+        pending = set(running)
+        while True:
+            if eips and not wave:
+                for action in eips:
+                    fut = self.eip_pool.submit(self._run, action)
+                    running[fut] = action
+                    pending.add(fut)
+                eips = []
+            if not pending:
+                break
+            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                self._record(running[fut], fut, result)
+                wave.discard(fut)
+            if on_progress is not None:
+                on_progress(result)
 
-    def _apply_wave(self, actions: list[Action], result: Result) -> None:
-        futures: list[tuple[Action, Future[str]]] = [(a, self.pool.submit(self._run, a)) for a in actions]
-        for action, fut in futures:
-            try:
-                how = fut.result()
-            except (ClientError, BotoCoreError, RuntimeError) as err:
-                code, message = _error(err)
-                result.failed[str(action)] = f"{code}: {message}"
-                log.warning("cloud_call_failed", action=str(action), code=code, message=message)
-                continue
-            result.done.append(action)
-            result.failed.pop(str(action), None)
-            log.info("cloud_changed", call=how, resource=action.resource, detail=action.detail)
+    def _first_wave(self, routes: list[Action]) -> int:
+        """How many of `routes` (in order) the EIP waits for: those EC2's buckets take without waiting."""
+        if self.pacer is None or self.eip_timing == "after_all_routes":
+            return len(routes)
+        free = 0
+        for kind, api in (("replace", "ReplaceRoute"), ("create", "CreateRoute")):
+            free += min(sum(1 for a in routes if a.kind == kind), int(self.pacer.available(api)))
+        return min(len(routes), max(1, free))
+
+    def _record(self, action: Action, fut: Future[str], result: Result) -> None:
+        try:
+            how = fut.result()
+        except (ClientError, BotoCoreError, RuntimeError) as err:
+            code, message = _error(err)
+            result.failed[str(action)] = f"{code}: {message}"
+            result.errors += 1
+            log.warning("cloud_call_failed", action=str(action), code=code, message=message)
+            return
+        result.done.append(action)
+        result.failed.pop(str(action), None)
+        log.info("cloud_changed", call=how, resource=action.resource, detail=action.detail)
 
     # -- the takeover ---------------------------------------------------------------------------------
     def takeover(
-        self, dry_run: bool = False, claim: bool = True, rounds: int = len(REPAIR_BACKOFF) + 1
+        self,
+        dry_run: bool = False,
+        claim: bool = True,
+        rounds: int = len(REPAIR_BACKOFF) + 1,
+        on_progress: Progress | None = None,
     ) -> Result:
         """Make this gateway the owner; verify; repair what did not take, a few rounds, then report.
 
@@ -238,31 +318,42 @@ class Cloud:
         VRRP is split, and taking it back would start a fight; the result lists it as contested. Two
         claimants at once are told apart from failed calls: a resource we moved that is back at a peer when
         we verify is a conflict, and only the gateway that `wins_conflicts` (highest priority) keeps
-        claiming, so the cloud ends whole on one gateway.
+        claiming, so the cloud ends whole on one gateway. `on_progress(result)` is called on this thread
+        each time calls have answered.
         """
         started = time.monotonic()
         result = Result(dry_run=dry_run)
+        paced_before = (self.pacer.waited, self.pacer.throttled) if self.pacer else (0.0, 0)
         try:
-            now = self.observe()
-        except (ClientError, BotoCoreError) as err:
-            code, message = _error(err)
-            log.warning("cloud_observe_failed", code=code, message=message)
-            if not claim:  # without a view we cannot tell a peer's claim from drift: wait for one
-                result.failed["verify"] = f"{code}: {message}"
-                result.pending = plan(self.target, Ownership())
-                result.duration = time.monotonic() - started
+            return self._takeover(result, dry_run, claim, rounds, on_progress)
+        finally:
+            result.duration = time.monotonic() - started
+            if self.pacer is not None:
+                result.paced = self.pacer.waited - paced_before[0]
+                result.throttled = self.pacer.throttled - paced_before[1]
+
+    def _takeover(
+        self, result: Result, dry_run: bool, claim: bool, rounds: int, on_progress: Progress | None
+    ) -> Result:
+        # A claim may act on a fresh view and save the round trip of looking first: the verification after
+        # the changes catches whatever changed since. Not when that view says there is nothing to do: an
+        # empty plan is reported converged without verification, so it must come from a new look.
+        now = self.fresh_view() if claim and not dry_run else None
+        if now is not None and plan(self.target, now):
+            log.info("claim_on_view", age=f"{time.monotonic() - self.view[0]:.3f}" if self.view else "-")
+        else:
+            now = self._look_first(result, claim)
+            if now is None:
                 return result
-            now = Ownership()  # a claim acts on everything; verification follows
         pending = self._split(plan(self.target, now), now, claim, result)
         result.planned = list(pending)
         if dry_run or not pending:
             result.pending = pending
-            result.duration = time.monotonic() - started
             return result
         for round_no in range(rounds):
             result.rounds = round_no + 1
             if pending:
-                self.apply(pending, result)
+                self.apply(pending, result, on_progress)
             try:
                 now = self.observe()
             except (ClientError, BotoCoreError) as err:
@@ -281,8 +372,20 @@ class Cloud:
             log.warning("cloud_not_converged", round=round_no + 1, pending=len(pending))
             time.sleep(REPAIR_BACKOFF[min(round_no, len(REPAIR_BACKOFF) - 1)])
         result.pending = pending
-        result.duration = time.monotonic() - started
         return result
+
+    def _look_first(self, result: Result, claim: bool) -> Ownership | None:
+        """Observe before acting. None: no view, and not claiming (the result says so)."""
+        try:
+            return self.observe()
+        except (ClientError, BotoCoreError) as err:
+            code, message = _error(err)
+            log.warning("cloud_observe_failed", code=code, message=message)
+            if not claim:  # without a view we cannot tell a peer's claim from drift: wait for one
+                result.failed["verify"] = f"{code}: {message}"
+                result.pending = plan(self.target, Ownership())
+                return None
+            return Ownership()  # a claim acts on everything; verification follows
 
     def _split(self, actions: list[Action], now: Ownership, claim: bool, result: Result) -> list[Action]:
         """The actions to make; when not claiming, those on resources a peer holds go to `contested`."""

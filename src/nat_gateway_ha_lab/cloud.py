@@ -5,19 +5,19 @@ backend once per process. Each fix cites the AWS behaviour it restores. The same
 that work in both modes (moto's `mock_aws` and `serve()`): fault injection (fail the next N calls of an
 action with a given error, as a throttled or broken API would) and a call log (which actions were served),
 and `serve()` calls `on_mutation()` after every successful mutating request so the data plane can follow.
+`serve()` also throttles as EC2 does (`throttle.py`), which moto does not; in-process moto is not throttled.
 """
 
 from __future__ import annotations
 
 import contextlib
-import itertools
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from xml.sax.saxutils import escape
 
 from nat_gateway_ha_lab import topology
+from nat_gateway_ha_lab.throttle import Throttle, ThrottleMiddleware, enabled_by_env, error_xml
 
 DEFAULT_ACCOUNT = "123456789012"  # moto's default account id
 
@@ -79,7 +79,6 @@ class _State:
 
 
 _STATE = _State()
-_request_ids = itertools.count(1)
 
 
 def inject(fault: Fault) -> Fault:
@@ -145,15 +144,6 @@ def _take_fault(action: str, params: Mapping[str, Any]) -> Fault | None:
     return None
 
 
-def _error_body(code: str, message: str) -> str:
-    rid = f"natlab-{next(_request_ids):08d}"
-    return (
-        '<?xml version="1.0" encoding="UTF-8"?>\n'
-        f"<Response><Errors><Error><Code>{escape(code)}</Code><Message>{escape(message)}</Message>"
-        f"</Error></Errors><RequestID>{rid}</RequestID></Response>"
-    )
-
-
 def _patch(owner: Any, name: str, value: Any) -> None:
     setattr(owner, name, value)
 
@@ -195,7 +185,7 @@ def _patch_dispatch() -> None:
         action = self._get_action()
         fault = _take_fault(action, self.querystring)
         if fault is not None:
-            return fault.status, {"status": fault.status}, _error_body(fault.code, fault.message)
+            return fault.status, {"status": fault.status}, error_xml(fault.code, fault.message)
         status, headers, body = original(self)
         if action in MUTATING_ACTIONS and int(status) < 400:
             with _STATE.lock:
@@ -411,16 +401,18 @@ class ServerHandle:
     _server: Any
     _thread: threading.Thread
     _hook: Callable[[], None] | None
+    throttle: Throttle  # EC2's request throttling at this endpoint (`throttle.enabled` False: off)
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
     def reset(self) -> None:
-        """Empty every backend, as `POST /moto-api/reset` does."""
+        """Empty every backend, as `POST /moto-api/reset` does, and refill the throttle's buckets."""
         from moto.moto_api._internal.models import moto_api_backend
 
         moto_api_backend.reset()
+        self.throttle.refill()
 
     def stop(self) -> None:
         self._server.shutdown()
@@ -432,11 +424,18 @@ class ServerHandle:
                     _STATE.hooks.remove(self._hook)
 
 
-def serve(host: str, port: int, on_mutation: Callable[[], None] | None = None) -> ServerHandle:
+def serve(
+    host: str,
+    port: int,
+    on_mutation: Callable[[], None] | None = None,
+    throttle: Throttle | bool | None = None,
+) -> ServerHandle:
     """Run moto's server (every service, EC2 fixed) in a daemon thread; `port=0` picks a free port.
 
     `on_mutation()` runs in the request's thread after a mutating EC2 action succeeded and before the
     response is sent, so a caller that sees success can rely on the data plane having followed.
+    EC2's request throttling (`throttle.py`) is on unless `throttle` is False, or None and the environment
+    says NATLAB_THROTTLE=0; a `Throttle` given is used as is (its own limits, shared with other servers).
     """
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
     from werkzeug.serving import WSGIRequestHandler, make_server
@@ -447,7 +446,9 @@ def serve(host: str, port: int, on_mutation: Callable[[], None] | None = None) -
         def log_request(self, *args: Any, **kwargs: Any) -> None:
             pass
 
-    app = DomainDispatcherApplication(create_backend_app)
+    if not isinstance(throttle, Throttle):
+        throttle = Throttle(enabled=enabled_by_env() if throttle is None else throttle)
+    app = ThrottleMiddleware(DomainDispatcherApplication(create_backend_app), throttle)
     server = make_server(host, port, app, threaded=True, request_handler=QuietHandler)
     if on_mutation is not None:
         with _STATE.lock:
@@ -456,4 +457,4 @@ def serve(host: str, port: int, on_mutation: Callable[[], None] | None = None) -
         target=server.serve_forever, args=(0.1,), name=f"moto-{host}:{port}", daemon=True
     )
     thread.start()
-    return ServerHandle(host, int(server.server_port), server, thread, on_mutation)
+    return ServerHandle(host, int(server.server_port), server, thread, on_mutation, throttle)

@@ -2,7 +2,8 @@
 
 `start()` launches, unless already running:
 - the control plane process (`python -m nat_gateway_ha_lab.controlplane run`): the EC2 API on
-  MGMT_NET.ip:MOTO_PORT with the data plane as its mutation hook, the seed, the IMDS emulator on
+  MGMT_NET.ip:MOTO_PORT with the data plane as its mutation hook and EC2's request throttling (off with
+  NATLAB_THROTTLE=0; the seed is not throttled), the seed, the IMDS emulator on
   169.254.169.254:80 (callers told apart by their management address), and a slow periodic data plane sync;
 - the internet host's HTTP server inside natlab-inet.
 Each writes a pid file and a log under the state directory (/run/natlab); `start()` returns once both
@@ -203,11 +204,12 @@ def run(state_dir: Path, extra_route_tables: int = 0) -> None:
     dataplane.setup()
     plane = dataplane.DataPlane(lambda: dataplane.view_from_moto(cloud.backend()), dataplane_log(state_dir))
     ec2_server = cloud.serve(str(topo.MGMT_NET.ip), topo.MOTO_PORT, plane.on_mutation)
-    log.info("EC2 API on %s", ec2_server.url)
+    log.info("EC2 API on %s (throttled: %s)", ec2_server.url, ec2_server.throttle.enabled)
     ec2 = boto3.client("ec2", region_name=topo.REGION, endpoint_url=ec2_server.url)
-    state = seed.seed(
-        ec2, seed.moto_mac_setter(), endpoint_url=ENDPOINT_URL, extra_route_tables=extra_route_tables
-    )
+    with ec2_server.throttle.paused():  # the lab's own set-up is not what the throttling is for
+        state = seed.seed(
+            ec2, seed.moto_mac_setter(), endpoint_url=ENDPOINT_URL, extra_route_tables=extra_route_tables
+        )
     state.write(cloud_json(state_dir))
     plane.sync()
     by_mgmt = {inst.mgmt_ip: inst.instance_id for inst in state.instances.values()}
