@@ -51,7 +51,7 @@ lab-status: bootstrap
 bench-agent: bootstrap
 	python bench/agent_takeover.py
 
-## make bench-throttle: takeovers against EC2's request throttling, cloud only (no lab needed; about 6 min)
+## make bench-throttle: takeovers against EC2's request throttling, cloud only (no lab needed; about 8 min)
 bench-throttle: bootstrap
 	python bench/throttled_takeover.py $(THROTTLE_ARGS)
 

@@ -21,7 +21,7 @@ with the whole bucket each (`api_share` 1), paced with a 1/P share each, unpaced
 
     python bench/throttled_takeover.py [--tables 1,5,50,200,500] [--pairs 20] [--pair-tables 5]
 
-About 7 minutes on 2 cores, most of it the N=500 rows (their limit alone is 90 s a row): leave 500 out of
+About 8 minutes on 2 cores, most of it the N=500 rows (their limit alone is 90 s a row): leave 500 out of
 --tables for a 3-minute run. Asserts nothing about time.
 """
 
