@@ -29,10 +29,8 @@ def _patch_associate_address() -> None:
     address the ENI does not hold (InvalidParameterValue). moto ignores the parameter and always reports
     the primary IP. When an EIP moves, AWS removes it from its previous ENI.
     """
-    from moto.core.responses import ActionResult
     from moto.ec2.exceptions import EC2ClientError
-    from moto.ec2.models.elastic_ip_addresses import ElasticAddress, ElasticAddressBackend
-    from moto.ec2.responses.elastic_ip_addresses import ElasticIPAddresses
+    from moto.ec2.models.elastic_ip_addresses import ElasticAddressBackend
 
     original_backend = ElasticAddressBackend.associate_address
 
@@ -73,6 +71,13 @@ def _patch_associate_address() -> None:
         return eip
 
     patch(ElasticAddressBackend, "associate_address", associate_address)
+    _patch_eip_private_ip()
+    _patch_associate_request()
+
+
+def _patch_eip_private_ip() -> None:
+    """An EIP reports the private IP it was associated with, not always the ENI's primary one."""
+    from moto.ec2.models.elastic_ip_addresses import ElasticAddress
 
     def private_ip(self: Any) -> str | None:
         if self.eni is None:
@@ -81,6 +86,12 @@ def _patch_associate_address() -> None:
         return str(chosen)
 
     patch(ElasticAddress, "private_ip_address", property(private_ip))
+
+
+def _patch_associate_request() -> None:
+    """The AssociateAddress request handler passes PrivateIpAddress on (moto's drops it)."""
+    from moto.core.responses import ActionResult
+    from moto.ec2.responses.elastic_ip_addresses import ElasticIPAddresses
 
     def associate_response(self: Any) -> Any:
         params = self._get_params()
