@@ -41,6 +41,7 @@ KINDS: dict[str, float] = {
     "upstream-down": 14,
     "vrrp-partition": 20,
     "upstream-down-both": 20,
+    "planned-switchover": 0,
 }
 RATE = 1_000_000  # bytes per second of the download (as in bench/failover.py)
 SPAN = 34.0  # seconds the download lasts; faults start 3 s in

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -339,6 +340,38 @@ class RogueVrrp(Fault):
         pass  # the speaker stops by itself
 
 
+@dataclass
+class PlannedSwitchover(Fault):
+    """Not a fault: the operator's planned switchover to the peer, `playbooks/failover.yml` (make before
+    break), for the bench to time beside the faults."""
+
+    name: str = "planned-switchover"
+    label: str = "planned switchover (playbooks/failover.yml)"
+
+    def inject(self, host: str) -> float:
+        peer = next(g.name for g in topo.gateways() if g.name != host)
+        playbook = [
+            str(Path(sys.executable).parent / "ansible-playbook"),
+            "-i",
+            str(paths.REPO / "inventories/lab"),
+        ]
+        at = time.time()
+        proc = subprocess.run(
+            [*playbook, str(paths.REPO / "playbooks/failover.yml"), "-e", f"target={peer}"],
+            cwd=paths.REPO,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        if proc.returncode != 0:
+            raise FaultError(f"failover.yml to {peer} failed: {proc.stdout[-500:]}")
+        return at
+
+    def restore(self, host: str) -> None:
+        pass  # the old master stays BACKUP (nopreempt)
+
+
 def clear() -> list[str]:
     """Undo what faults left outside the hosts (rules at the VPC router and on the management bridge, the
     global conntrack limit); `natgw-lab down` and the fault matrix call it. Returns what it undid."""
@@ -378,5 +411,6 @@ FAULTS: dict[str, Fault] = {
         UpstreamDown(),
         UpstreamDown(name="upstream-down-both", label="upstream unreachable from both", both=True),
         RogueVrrp(),
+        PlannedSwitchover(),
     )
 }
