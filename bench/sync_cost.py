@@ -40,8 +40,8 @@ print(sum(count) / seconds)
 
 def rate(seconds: float, workers: int) -> float:
     cmd = ["ip", "netns", "exec", topo.host("client").netns, "/usr/bin/python3", "-c", CLIENT]
-    out = subprocess.run([*cmd, str(topo.UPSTREAM_TARGETS[0]), str(seconds), str(workers)], capture_output=True,
-                         text=True, check=True, timeout=seconds + 60)  # fmt: skip
+    argv = [*cmd, str(topo.UPSTREAM_TARGETS[0]), str(seconds), str(workers)]
+    out = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=seconds + 60)
     return float(out.stdout.strip())
 
 
