@@ -172,6 +172,11 @@ def test_restart_while_master_keeps_reconciling(inprocess_world, connect_as, tmp
     status.write(cfg.state_dir, {"state": "MASTER", "updated_at_unix": 1.0})  # before this boot
     assert initial_state(cfg) == "UNKNOWN"
     assert initial_state(cfg.model_copy(update={"vips": ["127.0.0.1"]})) == "MASTER"
+    not_held = cfg.model_copy(update={"vips": ["192.0.2.77"]})
+    assert initial_state(not_held) == "BACKUP"  # keepalived runs, the VIP is elsewhere
+    status.write(cfg.state_dir, {"state": "FAULT", "updated_at_unix": time.time()})
+    assert initial_state(not_held) == "FAULT"
+    status.write(cfg.state_dir, {"state": "MASTER", "updated_at_unix": 1.0})
     agent = Agent(cfg, c, state="MASTER")
     t = threading.Thread(target=agent.run, daemon=True)
     t.start()

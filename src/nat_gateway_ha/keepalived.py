@@ -60,14 +60,19 @@ def _boot_time() -> float:
 
 
 def initial_state(cfg: AgentConfig) -> str:
-    """MASTER if keepalived holds a VIP here, else the last state written since this boot, else UNKNOWN."""
+    """MASTER if keepalived holds a VIP here. Without the VIP: FAULT if that is the last state written since
+    this boot, else BACKUP (keepalived runs and is not master). Without VIPs to tell: the last state written
+    since this boot, else UNKNOWN."""
     if not keepalived_alive(cfg.keepalived_pidfile):
         return "STOP"
     if holds_address([str(v) for v in cfg.vips]):
         return "MASTER"
-    if cfg.vips:
-        return "UNKNOWN"
     last = status.read(cfg.state_dir)
-    if last and float(last.get("updated_at_unix", 0)) > _boot_time():
-        return str(last.get("state", "UNKNOWN"))
-    return "UNKNOWN"
+    recent = (
+        str(last.get("state", "UNKNOWN"))
+        if last and float(last.get("updated_at_unix", 0)) > _boot_time()
+        else None
+    )
+    if cfg.vips:
+        return "FAULT" if recent == "FAULT" else "BACKUP"
+    return recent or "UNKNOWN"
