@@ -120,3 +120,16 @@ def render(name: str, host_vars: dict[str, Any]) -> str:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), undefined=jinja2.StrictUndefined)
     env.filters["nat_gateway_ha_word"] = _word_filter()
     return env.get_template(name).render(nat_gateway_ha_this=host_vars, ansible_managed="Ansible managed")
+
+
+def plain_agent_config(**overrides: Any) -> dict[str, Any]:
+    """The least an AgentConfig needs (ENIs by device index, one EIP by allocation), as the JSON dict."""
+    return {
+        "pair": "p",
+        "host": "gw1",
+        "vrrp_instance": "VI_p",
+        "wan_eni": {"device_index": 0},
+        "lan_eni": {"device_index": 1},
+        "eips": [{"eip": {"allocation_id": "eipalloc-1"}, "private_ip": "10.0.0.10"}],
+        "route_tables": {"tags": {"Network": "private"}},
+    } | overrides

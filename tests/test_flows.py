@@ -11,6 +11,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from inventory_support import plain_agent_config
 from nat_gateway_ha.config import AgentConfig
 from nat_gateway_ha.daemon import Agent
 from nat_gateway_ha.fifo import Event
@@ -59,17 +60,7 @@ class _Cloud:
 
 def test_the_agent_commits_before_the_cloud_moves_and_resyncs_after(tmp_path: Path) -> None:
     binary, log = _stand_in(tmp_path)
-    cfg: dict[str, Any] = {
-        "pair": "p",
-        "host": "gw1",
-        "vrrp_instance": "VI_p",
-        "wan_eni": {"device_index": 0},
-        "lan_eni": {"device_index": 1},
-        "eips": [{"eip": {"allocation_id": "eipalloc-1"}, "private_ip": "10.0.0.10"}],
-        "route_tables": {"tags": {"Network": "private"}},
-        "state_dir": str(tmp_path / "state"),
-        "flow_sync": True,
-    }
+    cfg = plain_agent_config(state_dir=str(tmp_path / "state"), flow_sync=True)
     agent = Agent(AgentConfig.model_validate(cfg), _Cloud(log), state="BACKUP")  # type: ignore[arg-type]
     agent.flows.binary = binary
     agent.handle(Event("INSTANCE", "VI_p", "MASTER", 150))

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from inventory_support import plain_agent_config
 from nat_gateway_ha import checks, peers
 from nat_gateway_ha.checks import Check
 from nat_gateway_ha.config import AgentConfig, PeerRef, UpstreamTarget
@@ -19,17 +20,10 @@ from nat_gateway_ha.health import Health
 
 def _cfg(tmp_path: Path, **health: Any) -> AgentConfig:
     return AgentConfig.model_validate(
-        {
-            "pair": "p",
-            "host": "gw1",
-            "vrrp_instance": "VI_p",
-            "wan_eni": {"device_index": 0},
-            "lan_eni": {"device_index": 1},
-            "eips": [{"eip": {"allocation_id": "eipalloc-1"}, "private_ip": "10.0.0.10"}],
-            "route_tables": {"tags": {"Network": "private"}},
-            "health_file": str(tmp_path / "health"),
-            "health": {"fall": 2, "rise": 3, "upstream_fall": 2, "upstream_holddown": 1} | health,
-        }
+        plain_agent_config(
+            health_file=str(tmp_path / "health"),
+            health={"fall": 2, "rise": 3, "upstream_fall": 2, "upstream_holddown": 1} | health,
+        )
     )
 
 

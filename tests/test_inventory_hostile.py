@@ -23,6 +23,7 @@ from inventory_support import (
     host_spec,
     hvar,
     pair,
+    plain_agent_config,
     rename_host,
     rename_pair,
     render,
@@ -681,16 +682,7 @@ def test_the_agent_refuses_a_hand_written_plain_http_endpoint() -> None:
 
     from nat_gateway_ha.config import AgentConfig
 
-    cfg = {
-        "pair": "p",
-        "host": "h",
-        "vrrp_instance": "VI_p",
-        "endpoint_url": "http://ec2.eu-west-1.amazonaws.com",
-        "wan_eni": {"device_index": 0},
-        "lan_eni": {"device_index": 1},
-        "eips": [{"eip": {"allocation_id": "eipalloc-0abc"}, "private_ip": "10.0.0.5"}],
-        "route_tables": {"tags": {"Network": "private"}},
-    }
+    cfg = plain_agent_config(endpoint_url="http://ec2.eu-west-1.amazonaws.com")
     with pytest.raises(ValidationError, match=r"endpoint_url: .* is not https"):
         AgentConfig.model_validate(cfg)
     assert AgentConfig.model_validate({**cfg, "insecure_endpoints": True}).endpoint_url == cfg["endpoint_url"]
