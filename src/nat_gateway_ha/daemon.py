@@ -21,7 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from nat_gateway_ha import log, metrics, peers, status
 from nat_gateway_ha.config import AgentConfig
-from nat_gateway_ha.endpoint import Endpoint
+from nat_gateway_ha.endpoint import Endpoint, Route
 from nat_gateway_ha.fifo import Event, for_instance
 from nat_gateway_ha.flows import Flows
 from nat_gateway_ha.health import Health
@@ -321,6 +321,8 @@ class Agent:
 
     def stop(self) -> None:
         self._stop.set()
+        with self._cond:
+            self._cond.notify_all()  # the worker may be waiting for the next event
 
     # -- the endpoint ---------------------------------------------------------------------------------
     def healthz(self) -> tuple[int, dict[str, Any]]:
@@ -345,10 +347,11 @@ class Agent:
     def _serve(self) -> Endpoint | None:
         if self.cfg.listen_address is None or not self.cfg.listen_port:
             return None
-        routes = {
+        routes: dict[str, Route] = {
             "/healthz": self.healthz,
             "/status": lambda: (200, self.status | {"health": self.health.snapshot()}),
             "/peer": self.peer_view,
+            "/metrics": lambda: (200, metrics.render(self.cfg.pair, self.cfg.host, self.status)),
         }
         try:
             endpoint = Endpoint(str(self.cfg.listen_address), self.cfg.listen_port, routes)
@@ -357,8 +360,6 @@ class Agent:
             return None
         endpoint.serve_in_background()
         return endpoint
-        with self._cond:
-            self._cond.notify_all()
 
     def run(self, fifo_fd: int | None = None) -> None:
         """Serve until stop(): a reader thread on the FIFO and the worker on this thread."""

@@ -1,4 +1,5 @@
-"""The agent's HTTP endpoint on the LAN: `/healthz` for probes, `/status` for people, `/peer` for the peers.
+"""The agent's HTTP endpoint on the LAN: `/healthz` for probes, `/status` for people, `/peer` for the peers,
+`/metrics` for Prometheus (the same text as the optional node_exporter textfile).
 
 Read-only and small: it serves what the daemon already knows, from memory, so it answers while a takeover
 runs. `/healthz` is 200 only when this gateway can do its job (keepalived alive, data path healthy).
@@ -13,6 +14,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from nat_gateway_ha import log
+
+Route = Callable[[], tuple[int, dict[str, Any] | str]]  # status code and JSON body, or text
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -29,10 +32,13 @@ class _Handler(BaseHTTPRequestHandler):
             code, body = 500, {"error": repr(err)}
         self._send(code, body)
 
-    def _send(self, code: int, body: dict[str, Any]) -> None:
-        data = (json.dumps(body, sort_keys=True, default=str) + "\n").encode()
+    def _send(self, code: int, body: dict[str, Any] | str) -> None:
+        if isinstance(body, str):  # Prometheus' text exposition format
+            data, kind = body.encode(), "text/plain; version=0.0.4; charset=utf-8"
+        else:
+            data, kind = (json.dumps(body, sort_keys=True, default=str) + "\n").encode(), "application/json"
         self.send_response(code)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", kind)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
@@ -46,7 +52,7 @@ class Endpoint(ThreadingHTTPServer):
 
     allow_reuse_address = True
 
-    def __init__(self, address: str, port: int, routes: dict[str, Callable[[], tuple[int, dict[str, Any]]]]):
+    def __init__(self, address: str, port: int, routes: dict[str, Route]):
         super().__init__((address, port), _Handler)
         self.routes = routes
 
