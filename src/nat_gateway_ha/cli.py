@@ -20,6 +20,7 @@ from nat_gateway_ha.imds import ImdsError
 from nat_gateway_ha.keepalived import initial_state
 from nat_gateway_ha.resolve import ResolveError
 from nat_gateway_ha.startup import connect, connect_until_ready
+from nat_gateway_ha.states import VrrpState
 
 DEFAULT_CONFIG = Path("/etc/nat-gateway-ha/agent.json")
 
@@ -50,7 +51,7 @@ def _claim(cfg: AgentConfig, dry_run: bool) -> int:
 def _status(cfg_path: Path) -> int:
     state_dir = AgentConfig.load(cfg_path).state_dir if cfg_path.exists() else Path("/var/lib/nat-gateway-ha")
     data: dict[str, Any] = status.read(state_dir) or {
-        "state": "UNKNOWN",
+        "state": VrrpState.UNKNOWN,
         "error": f"no status in {state_dir}",
     }
     print(json.dumps(data, indent=2, sort_keys=True))

@@ -26,9 +26,9 @@ from nat_gateway_ha.fifo import Event, for_instance
 from nat_gateway_ha.flows import Flows
 from nat_gateway_ha.health import Health
 from nat_gateway_ha.keepalived import keepalived_alive, open_fifo
+from nat_gateway_ha.states import RECLAIM, VrrpState
 from nat_gateway_ha.takeover import Cloud, Result
 
-RECLAIM = {"MASTER", "MASTER_RX_LOWER_PRI"}
 RETRY_UNCONVERGED = 1.0  # seconds between passes while the cloud is not yet fully ours
 PROGRESS_EVERY = 0.5  # seconds between status writes while a (paced, long) takeover is under way
 PEER_TIMEOUT = 0.5  # seconds to wait for a peer's answer before counting it as not eligible
@@ -57,13 +57,13 @@ class Agent:
         cfg: AgentConfig,
         cloud: Cloud,
         dry_run: bool = False,
-        state: str = "UNKNOWN",
+        state: str = VrrpState.UNKNOWN,
         health: Health | None = None,
     ) -> None:
         self.cfg = cfg
         self.cloud = cloud
         self.dry_run = dry_run
-        self.state = state
+        self.state = VrrpState(state)
         self.health = health or make_health(cfg, self.serves_pair)
         self.flows = Flows(cfg.flow_sync and not dry_run)
         self._claiming = False  # elected and not yet owner of everything: move what a peer holds too
@@ -98,7 +98,7 @@ class Agent:
 
     def serves_pair(self) -> bool:
         """MASTER and verified owner: only then does the pair's egress (and an upstream probe) cross here."""
-        return self.state == "MASTER" and self.status["owner"] is True
+        return self.state == VrrpState.MASTER and self.status["owner"] is True
 
     # -- input ----------------------------------------------------------------------------------------
     def submit(self, event: Event) -> None:
@@ -153,8 +153,8 @@ class Agent:
     def handle(self, event: Event) -> None:
         self.status["last_event"] = {"state": event.state, "priority": event.priority, "at": _now()}
         if event.state in RECLAIM:
-            fresh = self.state != "MASTER"
-            self.state = "MASTER"
+            fresh = self.state != VrrpState.MASTER
+            self.state = VrrpState.MASTER
             self.status["state"] = self.state
             if fresh:
                 self.flows.before_takeover()
@@ -162,7 +162,7 @@ class Agent:
             if fresh:
                 self.flows.after_takeover()
         else:
-            self.state = event.state if event.state != "DELETED" else "STOP"
+            self.state = VrrpState.STOP if event.state == VrrpState.DELETED else VrrpState(event.state)
             self.flows.stood_down(self.state)
             self._claiming = False
             self.status["state"] = self.state
@@ -247,7 +247,7 @@ class Agent:
     def _peers_stood_down(self) -> bool:
         """Every peer answers, and none says MASTER: what a peer holds is then a stale claim."""
         views = peers.states(self.cfg.peers, self.cfg.listen_port, PEER_TIMEOUT)
-        return bool(views) and None not in views.values() and "MASTER" not in views.values()
+        return bool(views) and None not in views.values() and VrrpState.MASTER not in views.values()
 
     def _verified(self, result: Result) -> None:
         self.status["owner"] = result.converged and not result.dry_run
@@ -261,7 +261,7 @@ class Agent:
     def _split_brain(self, result: Result | None) -> None:
         """MASTER here while a peer holds part of the cloud: VRRP is split. Report it; never fight over it."""
         contested = [str(a) for a in result.contested] if result is not None else []
-        split = self.state == "MASTER" and (bool(contested) or bool(result and result.conflict))
+        split = self.state == VrrpState.MASTER and (bool(contested) or bool(result and result.conflict))
         if split and not self.status["split_brain"]:
             log.error(
                 "split_brain", contested=len(contested), hint="both gateways are VRRP master: check VRRP"
@@ -294,11 +294,11 @@ class Agent:
     def work(self) -> None:
         """The worker: events first, reconciliation when idle and MASTER."""
         next_reconcile = time.monotonic()
-        if self.state == "MASTER":
+        if self.state == VrrpState.MASTER:
             next_reconcile = self._next_pass(self.run_takeover(reason="agent_start"))
         self.publish()
         while not self._stop.is_set():
-            wait = max(0.0, next_reconcile - time.monotonic()) if self.state == "MASTER" else 3600.0
+            wait = max(0.0, next_reconcile - time.monotonic()) if self.state == VrrpState.MASTER else 3600.0
             event = self._next_event(min(wait, 1.0))
             if self._stop.is_set():
                 break
@@ -309,11 +309,11 @@ class Agent:
                 continue
             if event is not None:
                 self.handle(event)
-                next_reconcile = self._next_pass(self.last_result if self.state == "MASTER" else None)
-            elif self.state == "MASTER" and not keepalived_alive(self.cfg.keepalived_pidfile):
+                next_reconcile = self._next_pass(self.last_result if self.state == VrrpState.MASTER else None)
+            elif self.state == VrrpState.MASTER and not keepalived_alive(self.cfg.keepalived_pidfile):
                 log.error("keepalived_gone", pidfile=str(self.cfg.keepalived_pidfile))
-                self.handle(Event("INSTANCE", self.cfg.vrrp_instance, "STOP", None))
-            elif self.state == "MASTER":
+                self.handle(Event("INSTANCE", self.cfg.vrrp_instance, VrrpState.STOP, None))
+            elif self.state == VrrpState.MASTER:
                 next_reconcile = self._next_pass(self.reconcile())
             elif self.cfg.view_max_age > 0:
                 self.watch()

@@ -6,15 +6,14 @@ import shlex
 from dataclasses import dataclass
 
 from nat_gateway_ha import log
-
-STATES = frozenset({"MASTER", "BACKUP", "FAULT", "STOP", "MASTER_RX_LOWER_PRI", "DELETED"})
+from nat_gateway_ha.states import FIFO_WORDS, VrrpState
 
 
 @dataclass(frozen=True)
 class Event:
     kind: str  # INSTANCE or GROUP
     name: str
-    state: str
+    state: VrrpState
     priority: int | None
 
 
@@ -27,7 +26,7 @@ def parse(line: str) -> Event | None:
         parts = shlex.split(text)
     except ValueError:
         parts = []
-    if len(parts) not in (3, 4) or parts[0] not in ("INSTANCE", "GROUP") or parts[2] not in STATES:
+    if len(parts) not in (3, 4) or parts[0] not in ("INSTANCE", "GROUP") or parts[2] not in FIFO_WORDS:
         log.warning("fifo_line_ignored", reason="malformed", line=text[:200])
         return None
     priority: int | None = None
@@ -37,7 +36,7 @@ def parse(line: str) -> Event | None:
         except ValueError:
             log.warning("fifo_line_ignored", reason="bad priority", line=text[:200])
             return None
-    return Event(parts[0], parts[1], parts[2], priority)
+    return Event(parts[0], parts[1], VrrpState(parts[2]), priority)
 
 
 def for_instance(line: str, vrrp_instance: str) -> Event | None:

@@ -19,6 +19,7 @@ import time
 from collections.abc import Sequence
 
 from nat_gateway_ha import log
+from nat_gateway_ha.states import VrrpState
 
 CONNTRACKD = "/usr/sbin/conntrackd"
 CONFIG = "/etc/conntrackd/conntrackd.conf"
@@ -46,7 +47,7 @@ class Flows:
         self._run(AFTER_TAKEOVER)
 
     def stood_down(self, state: str) -> None:
-        self._run(ON_BACKUP if state == "BACKUP" else ON_FAULT)
+        self._run(ON_BACKUP if state == VrrpState.BACKUP else ON_FAULT)
 
     def _run(self, steps: Sequence[tuple[str, str]]) -> None:
         if not self.enabled:

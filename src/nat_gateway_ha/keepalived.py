@@ -14,6 +14,7 @@ from pathlib import Path
 
 from nat_gateway_ha import status
 from nat_gateway_ha.config import AgentConfig
+from nat_gateway_ha.states import VrrpState
 
 
 def open_fifo(path: Path) -> int:
@@ -59,14 +60,14 @@ def _boot_time() -> float:
     return time.time() - uptime
 
 
-def initial_state(cfg: AgentConfig) -> str:
+def initial_state(cfg: AgentConfig) -> VrrpState:
     """MASTER if keepalived holds a VIP here. Without the VIP: FAULT if that is the last state written since
     this boot, else BACKUP (keepalived runs and is not master). Without VIPs to tell: the last state written
     since this boot, else UNKNOWN."""
     if not keepalived_alive(cfg.keepalived_pidfile):
-        return "STOP"
+        return VrrpState.STOP
     if holds_address([str(v) for v in cfg.vips]):
-        return "MASTER"
+        return VrrpState.MASTER
     last = status.read(cfg.state_dir)
     recent = (
         str(last.get("state", "UNKNOWN"))
@@ -74,5 +75,5 @@ def initial_state(cfg: AgentConfig) -> str:
         else None
     )
     if cfg.vips:
-        return "FAULT" if recent == "FAULT" else "BACKUP"
-    return recent or "UNKNOWN"
+        return VrrpState.FAULT if recent == VrrpState.FAULT else VrrpState.BACKUP
+    return VrrpState(recent) if recent in set(VrrpState) else VrrpState.UNKNOWN

@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-STATES = ("MASTER", "BACKUP", "FAULT", "STOP", "UNKNOWN")
+from nat_gateway_ha.states import REPORTED as STATES
 
 
 def render(pair: str, host: str, status: dict[str, Any]) -> str:
