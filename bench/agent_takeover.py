@@ -170,7 +170,7 @@ def measure(n_tables: int, runs: int, proc: CloudProcess, tmp: Path) -> list[flo
             while agent.takeovers == before:
                 time.sleep(0.001)
             result = agent.status["last_takeover"]
-            if not result["converged"] or result["changed"] != n_tables + 1:
+            if result is None or not result["converged"] or result["changed"] != n_tables + 1:
                 raise SystemExit(f"takeover with {n_tables} tables did not converge: {result}")
             samples.append(last_ok[0] - start)
             os.write(fd, b'INSTANCE "VI_1" BACKUP 100\n')

@@ -27,6 +27,7 @@ from nat_gateway_ha.flows import Flows
 from nat_gateway_ha.health import Health
 from nat_gateway_ha.keepalived import keepalived_alive, open_fifo
 from nat_gateway_ha.states import RECLAIM, VrrpState
+from nat_gateway_ha.status import AgentStatus
 from nat_gateway_ha.takeover import Cloud, Result
 
 RETRY_UNCONVERGED = 1.0  # seconds between passes while the cloud is not yet fully ours
@@ -74,10 +75,10 @@ class Agent:
         self._busy = False
         self.takeovers = 0
         self.last_result: Result | None = None
-        self.status: dict[str, Any] = {
+        self.status: AgentStatus = {
             "pair": cfg.pair,
             "host": cfg.host,
-            "state": state,
+            "state": self.state,
             "owner": None,
             "dry_run": dry_run,
             "last_event": None,
@@ -89,10 +90,12 @@ class Agent:
             "repairs": 0,
             "split_brain": False,
             "contested": [],
-            "flows": self.flows.last,  # the last conntrackd steps: seconds taken, or why they failed
+            "flows": self.flows.last,
             "progress": None,
             "api_throttled": 0,
             "pid": os.getpid(),
+            "updated_at_unix": 0.0,
+            "health": {},
         }
         self._progress_at = 0.0
 
@@ -199,7 +202,10 @@ class Agent:
         self.last_result = result
         summary = result.summary() | {"started_at": started, "reason": reason}
         self.status["last_takeover"] = summary
-        self.status["takeovers_converged" if result.converged else "takeovers_failed"] += 1
+        if result.converged:
+            self.status["takeovers_converged"] += 1
+        else:
+            self.status["takeovers_failed"] += 1
         self._verified(result)
         log_fn = log.info if result.converged else log.error
         log_fn(
@@ -349,7 +355,7 @@ class Agent:
             return None
         routes: dict[str, Route] = {
             "/healthz": self.healthz,
-            "/status": lambda: (200, self.status | {"health": self.health.snapshot()}),
+            "/status": lambda: (200, {**self.status, "health": self.health.snapshot()}),
             "/peer": self.peer_view,
             "/metrics": lambda: (200, metrics.render(self.cfg.pair, self.cfg.host, self.status)),
         }

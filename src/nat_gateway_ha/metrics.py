@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from nat_gateway_ha.states import REPORTED as STATES
 
 
-def render(pair: str, host: str, status: dict[str, Any]) -> str:
+def render(pair: str, host: str, status: Mapping[str, Any]) -> str:
     labels = f'pair="{pair}",host="{host}"'
     last = status.get("last_takeover") or {}
     progress = status.get("progress") or {}
