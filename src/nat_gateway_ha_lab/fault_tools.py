@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shlex
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 from nat_gateway_ha_lab import paths, ssh
@@ -77,3 +78,17 @@ def drop_rules(ns: str | None, hook: str, rules: list[str]) -> None:
         f"table inet {FAULT_TABLE} {{\n    chain c {{\n        type filter hook {hook} priority -50;"
         f" policy accept;\n{body}\n    }}\n}}\n",
     )
+
+
+@dataclass
+class Fault:
+    """Base: `name` is the kind on the command line, `label` what a report prints."""
+
+    name: str = ""
+    label: str = ""
+
+    def inject(self, host: str) -> float:
+        raise NotImplementedError
+
+    def restore(self, host: str) -> None:
+        raise NotImplementedError
