@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -320,18 +321,27 @@ def test_drift_to_anything_but_a_peer_is_still_repaired(inprocess_world, running
 
 
 def test_two_claimants_at_once_leave_the_cloud_whole(inprocess_world, connect_as) -> None:
-    """EC2 has no compare-and-swap: two claims racing must still end with every resource on one gateway."""
+    """EC2 has no compare-and-swap: two claims racing must still end with every resource on one gateway.
+
+    Every call takes a random few milliseconds, as on a network, so the two claims' calls interleave
+    differently each time (an interleaving once left a route and the EIP behind: the loser's last calls
+    landed after the winner's verification)."""
     gw1 = connect_as(inprocess_world, "gw1", **peers_of("gw1"))
     gw2 = connect_as(inprocess_world, "gw2", **peers_of("gw2"))
+    jitter = random.Random(7)
+    for c in (gw1, gw2):
+        c.ec2.meta.events.register("before-sign.ec2.*", lambda **_: time.sleep(jitter.uniform(0, 0.05)))
     assert gw1.target.wins_conflicts and not gw2.target.wins_conflicts
     host_of = {inprocess_world.eni(g, nic): g for g in ("gw1", "gw2") for nic in ("eth0", "eth1")}
-    for _ in range(4):
+    for lag in (0.0, 0.005, -0.005, 0.015, -0.015, 0.03, -0.03, 0.06) * 2:
         results: dict[str, Any] = {}
 
-        def claim(name: str, c: Any, out: dict[str, Any] = results) -> None:
+        def claim(name: str, c: Any, delay: float, out: dict[str, Any] = results) -> None:
+            time.sleep(delay)
             out[name] = c.takeover(claim=True)
 
-        threads = [threading.Thread(target=claim, args=a) for a in (("gw1", gw1), ("gw2", gw2))]
+        starts = (("gw1", gw1, max(0.0, -lag)), ("gw2", gw2, max(0.0, lag)))
+        threads = [threading.Thread(target=claim, args=a) for a in starts]
         for t in threads:
             t.start()
         for t in threads:
@@ -342,6 +352,37 @@ def test_two_claimants_at_once_leave_the_cloud_whole(inprocess_world, connect_as
         assert len(hosts) == 1, f"half-moved: {holders}"
         winner = hosts.pop()
         assert winner is not None and results[winner].converged
+
+
+@pytest.mark.parametrize("settle", [0.2, 0.0])
+def test_a_winning_claim_looks_again_and_takes_back_a_late_peer_call(
+    inprocess_world, connect_as, settle: float
+) -> None:
+    """The loser of two racing claims lands a call just after the winner's verification: only the winner's
+    second look (claim_settle) brings that route back; without it the cloud stays half-moved."""
+    assert connect_as(inprocess_world, "gw2").takeover().converged  # gw1 claims it all back below
+    gw1 = connect_as(inprocess_world, "gw1", claim_settle=settle, **peers_of("gw1"))
+    rtb = inprocess_world.private_tables[0]
+    describes: list[str] = []
+
+    def peer_lands_late(model: Any, **_: Any) -> None:
+        if model.name == "DescribeRouteTables":
+            describes.append(model.name)
+            if len(describes) == 2:  # the claim's verification has just answered
+                inprocess_world.ec2.replace_route(
+                    RouteTableId=rtb,
+                    DestinationCidrBlock="0.0.0.0/0",
+                    NetworkInterfaceId=inprocess_world.eni("gw2", "eth1"),
+                )
+
+    gw1.ec2.meta.events.register("after-call.ec2.DescribeRouteTables", peer_lands_late)
+    result = gw1.takeover(claim=True)
+    holder = route_targets(inprocess_world.ec2, [rtb])[rtb]
+    if settle:
+        assert result.converged and result.conflict and result.settle_checks >= 1
+        assert holder == inprocess_world.eni("gw1", "eth1")
+    else:
+        assert result.settle_checks == 0 and holder == inprocess_world.eni("gw2", "eth1")
 
 
 def test_a_watching_backup_keeps_a_view_and_claims_on_it(inprocess_world, running) -> None:

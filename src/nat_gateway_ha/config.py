@@ -205,6 +205,10 @@ class AgentTunables(StrictModel):
     # every view_max_age / 2: 1 DescribeAddresses + 1 DescribeRouteTables per 100 tables each time, which
     # counts against the account's Describe buckets. 0: always look first, and stay idle while BACKUP.
     view_max_age: Annotated[float, Field(ge=0, le=300)] = 0.0
+    # Seconds after a claim converged before the highest-priority gateway looks once more, taking back what
+    # a peer claiming at the same moment moved after our verification (EC2 has no compare-and-swap).
+    # Delays only the claim's verdict, not the data path; 0: no second look.
+    claim_settle: Annotated[float, Field(ge=0, le=30)] = 1.0
     # The inventory allows only paths under fields.MetricsPath's prefixes (rule agent_paths_are_allowed).
     metrics_textfile: Path | None = None
 

@@ -42,7 +42,9 @@ def connect(cfg: AgentConfig) -> Cloud:
         eips=",".join(e.allocation_id for e in target.eips),
         route_tables=len(target.route_tables),
     )
-    return Cloud(ec2, target, cfg.max_concurrency, paced_by, cfg.eip_timing, cfg.view_max_age)
+    return Cloud(
+        ec2, target, cfg.max_concurrency, paced_by, cfg.eip_timing, cfg.view_max_age, cfg.claim_settle
+    )
 
 
 def connect_until_ready(cfg: AgentConfig) -> Cloud:

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 DESCRIBE_CHUNK = 100  # route table ids per DescribeRouteTables call
 REPAIR_BACKOFF = (0.2, 0.5, 1.0)  # seconds between verification rounds
+SETTLE_CHECKS = 3  # looks after a winning claim converged, each `settle` seconds after the last change
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,7 @@ class Result:
     throttled: int = 0  # RequestLimitExceeded answers during this takeover (retried by botocore)
     errors: int = 0  # calls that failed for good (botocore's retries spent), later repaired or not
     paced: float = 0.0  # seconds calls waited for EC2 request tokens, all threads together
+    settle_checks: int = 0  # looks taken after convergence to catch a second claimant's late calls
 
     @property
     def converged(self) -> bool:
@@ -91,6 +93,7 @@ class Result:
             "pending": [str(a) for a in self.pending],
             "contested": [str(a) for a in self.contested],
             "conflict": self.conflict,
+            "settle_checks": self.settle_checks,
             "failed": dict(self.failed),
             "rounds": self.rounds,
             "duration": round(self.duration, 4),
@@ -137,7 +140,8 @@ class Cloud:
     """A warm connection to EC2 for one target: a client and bounded worker pools, made once.
 
     `pacer` is the one attached to `ec2` (None: calls are not paced). The EIPs have a pool of their own, so
-    an EIP never queues behind route calls that wait for their tokens.
+    an EIP never queues behind route calls that wait for their tokens. `settle`: seconds after a winning
+    claim converged before it looks once more (0: it does not; see `Cloud.takeover`).
     """
 
     def __init__(
@@ -148,8 +152,10 @@ class Cloud:
         pacer: Pacer | None = None,
         eip_timing: EipTiming = "after_first_wave",
         view_max_age: float = 0.0,
+        settle: float = 0.0,
     ) -> None:
         self.ec2 = ec2
+        self.settle = settle
         self.target = target
         self.pacer = pacer
         self.eip_timing = eip_timing
@@ -318,7 +324,8 @@ class Cloud:
         VRRP is split, and taking it back would start a fight; the result lists it as contested. Two
         claimants at once are told apart from failed calls: a resource we moved that is back at a peer when
         we verify is a conflict, and only the gateway that `wins_conflicts` (highest priority) keeps
-        claiming, so the cloud ends whole on one gateway. `on_progress(result)` is called on this thread
+        claiming, and it looks once more `settle` seconds after converging to take back what the loser
+        moved last, so the cloud ends whole on one gateway. `on_progress(result)` is called on this thread
         each time calls have answered.
         """
         started = time.monotonic()
@@ -350,8 +357,18 @@ class Cloud:
         if dry_run or not pending:
             result.pending = pending
             return result
+        pending = self._converge(result, pending, claim, rounds, on_progress)
+        if claim and not pending and self._settles():
+            pending = self._settle(result, rounds, on_progress)
+        result.pending = pending
+        return result
+
+    def _converge(
+        self, result: Result, pending: list[Action], claim: bool, rounds: int, on_progress: Progress | None
+    ) -> list[Action]:
+        """Apply, verify, repair, up to `rounds` times. Returns what still differs (and is not contested)."""
         for round_no in range(rounds):
-            result.rounds = round_no + 1
+            result.rounds += 1
             if pending:
                 self.apply(pending, result, on_progress)
             try:
@@ -371,8 +388,38 @@ class Cloud:
                 break
             log.warning("cloud_not_converged", round=round_no + 1, pending=len(pending))
             time.sleep(REPAIR_BACKOFF[min(round_no, len(REPAIR_BACKOFF) - 1)])
-        result.pending = pending
-        return result
+        return pending
+
+    def _settles(self) -> bool:
+        """Whether a converged claim looks again: only the gateway that wins conflicts, and only in a pair."""
+        return self.settle > 0 and self.target.wins_conflicts and bool(self.target.peer_enis)
+
+    def _settle(self, result: Result, rounds: int, on_progress: Progress | None) -> list[Action]:
+        """Look again `settle` seconds after converging; take back what a second claimant moved since.
+
+        EC2 has no compare-and-swap, so a peer claiming at the same moment can land calls after our
+        verification: the loser yields once it sees us take back what it moved, but what it moved last stays
+        with it unless the winner looks once more. The loser never settles (it yields), so this ends.
+        """
+        pending: list[Action] = []
+        for _ in range(SETTLE_CHECKS):
+            time.sleep(self.settle)
+            result.settle_checks += 1
+            try:
+                now = self.observe()
+            except (ClientError, BotoCoreError) as err:
+                code, message = _error(err)
+                log.warning("cloud_settle_failed", code=code, message=message)
+                return pending  # verified converged a moment ago; the reconcile loop looks again
+            late = plan(self.target, now)
+            if not late:
+                return []
+            result.conflict = True
+            log.error("claim_conflict", peer_took_back=len(late), keep_claiming=True, after="settle")
+            pending = self._converge(result, late, True, rounds, on_progress)
+            if pending:
+                return pending
+        return pending
 
     def _look_first(self, result: Result, claim: bool) -> Ownership | None:
         """Observe before acting. None: no view, and not claiming (the result says so)."""
