@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -57,6 +58,33 @@ def test_imdsv1_or_a_wider_hop_limit_is_refused(inprocess_world, imds_server, tm
         "http_tokens": "optional",
         "hop_limit": 2,
     }
+
+
+def test_a_gateway_without_a_path_to_ec2_fails_the_converge_with_the_fix(
+    inprocess_world, imds_server, tmp_path
+) -> None:
+    """The check runs on every gateway, the backup too: an endpoint that does not answer from it is a
+    failover that cannot happen, said with the host and the two ways to give it a path."""
+    from nat_gateway_ha.provision import ApiUnreachable
+
+    with socket.socket() as closed:  # a port that was free a moment ago: connections are refused
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    imds_server.target["id"] = inprocess_world.instances["gw2"]
+    cfg = agent_config(
+        inprocess_world,
+        "gw2",
+        imds_server.url,
+        tmp_path,
+        endpoint_url=f"http://127.0.0.1:{port}",
+        api_connect_timeout=0.5,
+        api_max_attempts=1,
+    )
+    with pytest.raises(
+        ApiUnreachable, match=r"pair lab host gw2: the EC2 API \(http://127.0.0.1:\d+\)"
+    ) as err:
+        ensure(cfg)
+    assert "interface VPC endpoint" in str(err.value) and "public IPv4 address" in str(err.value)
 
 
 def test_bad_config_names_pair_host_and_field(inprocess_world, imds_server, tmp_path) -> None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from nat_gateway_ha_lab import faults, state
+from nat_gateway_ha_lab import faults, network_faults, state
 from nat_gateway_ha_lab import topology as topo
 
 pytestmark = [
@@ -95,6 +95,36 @@ def _api_down_across_failover(fault: faults.Fault, master: str) -> None:
     stop.restore(master)
 
 
+def _backup_without_api_path(fault: faults.Fault, master: str) -> None:
+    """The backup's primary WAN address loses its public address: VRRP still elects it when the master
+    dies, but its agent cannot call EC2 (no path AWS lacks is open in the lab: not moto over the management
+    bridge either), so nothing moves until the path is back; then it claims."""
+    backup = _peer(master)
+    assert all(network_faults.reaches_ec2(g.name) for g in topo.gateways())
+    moto = f"import socket; socket.create_connection(('{topo.MGMT_NET.ip}', {topo.MOTO_PORT}), 2)"
+    with pytest.raises(faults.FaultError):
+        faults.in_ns(backup, "python3", "-c", moto)
+    fault.inject(backup)
+    stop = faults.FAULTS["stop"]
+    try:
+        assert not network_faults.reaches_ec2(backup)
+        t0 = time.time()
+        stop.inject(master)
+        deadline = time.monotonic() + 10
+        while state.describe().vrrp_master != backup and time.monotonic() < deadline:
+            time.sleep(0.3)
+        time.sleep(5)
+        during = state.describe()
+        assert during.vrrp_master == backup and during.eip_owner == master, during.render()
+        assert state.eip_moves(t0) == [], "the backup moved the cloud without a path to EC2?"
+    finally:
+        fault.restore(backup)
+    try:
+        _healthy()
+    finally:
+        stop.restore(master)
+
+
 def _imds_down_at_agent_start(fault: faults.Fault, master: str) -> None:
     """IMDS unreachable while the backup's agent starts: it keeps trying and still takes over later."""
     backup = _peer(master)
@@ -134,6 +164,7 @@ CASES = [
     Case("upstream-down", 1),
     Case("vrrp-partition", -1, _partition),
     Case("api-unreachable", 1, _api_down_across_failover),
+    Case("api-path-lost", 1, _backup_without_api_path),
     Case("imds-unreachable", 1, _imds_down_at_agent_start),
     Case("upstream-down-both", -1, _outage_for_both),
     Case("rogue-vrrp", 0),  # a stranger's adverts: no VIP move, no cloud move

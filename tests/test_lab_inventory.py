@@ -42,7 +42,10 @@ def test_pair_vars_match_the_topology() -> None:
     pair = PairSpec.model_validate(_load("group_vars/natgw_lab.yml")["nat_gateway_ha_pair"])
     assert pair.vips == [topo.VIP]
     assert pair.region == topo.REGION
-    assert pair.endpoint_url == f"http://{topo.MGMT_NET.ip}:{topo.MOTO_PORT}"
+    # The gateways call EC2's public endpoint through the VPC; the controller calls moto directly.
+    assert str(pair.endpoint_url).rstrip("/") == f"http://{topo.EC2_API}" and topo.EC2_API_PORT == 80
+    controller = _load("group_vars/natgw_lab.yml")["nat_gateway_ha_controller_endpoint_url"]
+    assert controller == f"http://{topo.MGMT_NET.ip}:{topo.MOTO_PORT}"
     assert pair.vpc_cidrs == [topo.VPC_CIDR]
     assert all(e.public_ip in topo.EIP_POOL for e in pair.eips if e.public_ip)
 

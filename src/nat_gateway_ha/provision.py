@@ -9,9 +9,12 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
+from botocore.exceptions import BotoCoreError
+
 from nat_gateway_ha.config import AgentConfig
 from nat_gateway_ha.resolve import Target, source_dest_check
 from nat_gateway_ha.startup import connect
+from nat_gateway_ha.takeover import Cloud
 
 
 def predicted_ownership(t: Target) -> dict[str, Any]:
@@ -24,6 +27,27 @@ def predicted_ownership(t: Target) -> dict[str, Any]:
         "routes": {f"{rtb}:{d}": t.lan_eni_id for rtb in sorted(t.route_tables) for d in t.destinations},
         "owner": True,
     }
+
+
+class ApiUnreachable(RuntimeError):
+    """This gateway cannot call EC2 over its own path: at failover it could move nothing."""
+
+
+def connect_or_explain(cfg: AgentConfig) -> Cloud:
+    """`connect` from the gateway itself, so a converge proves the path a takeover will use: a backup's own
+    traffic leaves from its primary WAN address, which reaches EC2 only through an interface endpoint or a
+    public address of its own (the master's EIP sits on another address)."""
+    try:
+        return connect(cfg)
+    except BotoCoreError as err:
+        where = cfg.endpoint_url or f"EC2's regional endpoint in {cfg.region or 'this region'}"
+        raise ApiUnreachable(
+            f"pair {cfg.pair} host {cfg.host}: the EC2 API ({where}) does not answer from this gateway "
+            f"({err}); it could not take the pair over. Give every gateway a path of its own: an EC2 "
+            "interface VPC endpoint with private DNS in the gateways' VPC, or a public IPv4 address on each "
+            "gateway's primary WAN address (provision.yml: api_path), and allow HTTPS out in its security "
+            "group"
+        ) from err
 
 
 class InsecureMetadata(RuntimeError):
@@ -56,7 +80,7 @@ def ensure(
     require_imdsv2: bool = True,
 ) -> dict[str, Any]:
     """Discover; make src/dst check and ownership as asked (unless check_mode); report before and after."""
-    cloud = connect(cfg)
+    cloud = connect_or_explain(cfg)
     try:
         t = cloud.target
         imds = metadata_options(cloud.ec2, t.instance_id)

@@ -31,6 +31,7 @@ from nat_gateway_ha_lab.fault_tools import (
     sh,
 )
 from nat_gateway_ha_lab.network_faults import (
+    ApiPathLost,
     ApiUnreachable,
     ImdsUnreachable,
     RogueVrrp,
@@ -301,6 +302,7 @@ FAULTS: dict[str, Fault] = {
         ConntrackFull(),
         VrrpPartition(),
         ApiUnreachable(),
+        ApiPathLost(),
         ImdsUnreachable(),
         RestartStorm(),
         UpstreamDown(),

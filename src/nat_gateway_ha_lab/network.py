@@ -7,7 +7,8 @@ Layout (all names from topology.py):
 - `natlab-<host>` per host: eth0/eth1 are veths whose peers sit on their subnet's bridge, with the ENI's
   MAC and addresses, and `mgmt0` on the root namespace bridge `natlab-mgmt` (the controller's side,
   where moto and the IMDS emulator listen).
-- `natlab-inet` is the internet host; it routes the EIP pool back to the VPC.
+- `natlab-inet` is the internet host; it routes the EIP pool back to the VPC, and answers for EC2's public
+  endpoint (topology.EC2_API) by forwarding it to moto over a leg of its own on the management bridge.
 
 Every step is idempotent (`build` twice is safe), and `teardown` removes everything whatever state a
 previous build was left in.
@@ -33,6 +34,8 @@ INET_LINK = "eth0"
 MGMT_IFACE = "mgmt0"
 # nftables table in the root namespace that keeps lab hosts from being forwarded anywhere through it.
 ROOT_NFT_TABLE = f"{topo.PREFIX}_isolate"
+INET_MGMT_PORT = f"{topo.PREFIX}-m-inet"  # root end of the internet host's management veth
+API_NFT_TABLE = f"{topo.PREFIX}_ec2_api"  # in natlab-inet: EC2's public endpoint -> moto
 
 
 class NetworkError(RuntimeError):
@@ -178,6 +181,12 @@ table inet {ROOT_NFT_TABLE} {{
         iifname "{MGMT_BRIDGE}" drop
         oifname "{MGMT_BRIDGE}" drop
     }}
+    chain input {{
+        type filter hook input priority filter - 10; policy accept;
+        # EC2 is reached the AWS way (topology.EC2_API, through the VPC): moto itself only by the controller
+        # and the internet host's forward of that endpoint, never straight over the management bridge.
+        iifname "{MGMT_BRIDGE}" tcp dport {topo.MOTO_PORT} ip saddr != {topo.INET_MGMT.ip} drop
+    }}
 }}
 """
     _run(["nft", "-f", "-"], stdin=rules)
@@ -193,6 +202,40 @@ def _build_inet() -> None:
     ip("link", "set", IGW_LINK, "up", ns=VPC_NS)
     ip("link", "set", INET_LINK, "up", ns=INET_NS)
     ip("route", "replace", str(topo.EIP_POOL), "via", str(topo.IGW_OUTSIDE.ip), ns=INET_NS)
+    _build_api_front()
+
+
+def _build_api_front() -> None:
+    """EC2's public endpoint on the internet host, forwarded (DNAT, then masquerade) to moto on the
+    management bridge. Only connections to that endpoint are forwarded: the internet host is no way into the
+    management network, and the gateways' own management legs have no route to it."""
+    _ensure_addr(INET_NS, INET_LINK, IPv4Interface(f"{topo.EC2_API}/{topo.INTERNET_HOST.network.prefixlen}"))
+    _ensure_veth(INET_MGMT_PORT, None, MGMT_IFACE, INET_NS)
+    _ensure_addr(INET_NS, MGMT_IFACE, topo.INET_MGMT)
+    ip("link", "set", MGMT_IFACE, "up", ns=INET_NS)
+    ip("link", "set", INET_MGMT_PORT, "master", MGMT_BRIDGE)
+    ip("link", "set", INET_MGMT_PORT, "up")
+    sysctl(INET_NS, "net.ipv4.ip_forward", "1")
+    moto = f"{topo.MGMT_NET.ip}:{topo.MOTO_PORT}"
+    rules = f"""
+table ip {API_NFT_TABLE}
+delete table ip {API_NFT_TABLE}
+table ip {API_NFT_TABLE} {{
+    chain prerouting {{
+        type nat hook prerouting priority dstnat; policy accept;
+        iifname "{INET_LINK}" ip daddr {topo.EC2_API} tcp dport {topo.EC2_API_PORT} dnat to {moto}
+    }}
+    chain postrouting {{
+        type nat hook postrouting priority srcnat; policy accept;
+        oifname "{MGMT_IFACE}" masquerade
+    }}
+    chain forward {{
+        type filter hook forward priority filter; policy drop;
+        ct status dnat accept
+    }}
+}}
+"""
+    _run(["ip", "netns", "exec", INET_NS, "nft", "-f", "-"], stdin=rules)
 
 
 def build() -> None:

@@ -1,6 +1,6 @@
 """Faults on the network around the pair rather than in a gateway: drop rules at the VPC router or in front
-of the controller's EC2 API and IMDS (a security group, an endpoint outage, an AZ's path), and a stranger
-speaking VRRP. Part of the one fault list, `faults.FAULTS`.
+of IMDS (a security group, an endpoint outage, an AZ's path), and a stranger speaking VRRP. Part of the
+one fault list, `faults.FAULTS`.
 """
 
 from __future__ import annotations
@@ -9,15 +9,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from nat_gateway_ha_lab import network
+from nat_gateway_ha_lab import network, state
 from nat_gateway_ha_lab import topology as topo
-from nat_gateway_ha_lab.fault_tools import Fault, drop_rules, drop_table, in_ns
+from nat_gateway_ha_lab.fault_tools import Fault, FaultError, drop_rules, drop_table, in_ns
 
 
 @dataclass
 class Firewalled(Fault):
-    """A fault that is a set of drop rules, at the VPC router (`router`) or in front of the controller's
-    EC2 API and IMDS (the root namespace); `restore` removes them."""
+    """A fault that is a set of drop rules, at the VPC router (`router`) or in front of IMDS (the root
+    namespace); `restore` removes them."""
 
     router: bool = True
 
@@ -50,15 +50,51 @@ class VrrpPartition(Firewalled):
 
 @dataclass
 class ApiUnreachable(Firewalled):
-    """The EC2 API unreachable from every gateway (an endpoint or DNS outage)."""
+    """EC2's endpoint unreachable from every gateway (an endpoint or DNS outage), at the VPC router on the
+    gateways' one path to it."""
 
     name: str = "api-unreachable"
     label: str = "EC2 API unreachable"
-    router: bool = False
 
     def rules(self, host: str) -> list[str]:
-        addrs = ", ".join(str(h.mgmt) for h in topo.gateways())
-        return [f"ip saddr {{ {addrs} }} tcp dport {topo.MOTO_PORT}"]
+        return [f"ip daddr {topo.EC2_API} tcp dport {topo.EC2_API_PORT}"]
+
+
+@dataclass
+class ApiPathLost(Fault):
+    """One gateway's primary WAN address loses its public address (disassociated through the API): its own
+    traffic, the agent's EC2 calls included, no longer leaves the VPC, as on AWS. `restore` associates it
+    again. The missing path shows only at failover time, when this gateway must take over."""
+
+    name: str = "api-path-lost"
+    label: str = "a gateway's public address (its path to EC2) removed"
+
+    def inject(self, host: str) -> float:
+        ec2, nic = state.ec2_client(), topo.host(host).nic("eth0")
+        (address,) = ec2.describe_addresses(PublicIps=[str(nic.public)])["Addresses"]
+        at = time.time()
+        ec2.disassociate_address(AssociationId=address["AssociationId"])
+        return at
+
+    def restore(self, host: str) -> None:
+        ec2, nic = state.ec2_client(), topo.host(host).nic("eth0")
+        (address,) = ec2.describe_addresses(PublicIps=[str(nic.public)])["Addresses"]
+        eni = ec2.describe_network_interfaces(
+            Filters=[{"Name": "addresses.private-ip-address", "Values": [str(nic.address)]}]
+        )["NetworkInterfaces"][0]["NetworkInterfaceId"]
+        ec2.associate_address(
+            AllocationId=address["AllocationId"], NetworkInterfaceId=eni, PrivateIpAddress=str(nic.address)
+        )
+
+
+def reaches_ec2(host: str, timeout: float = 2.0) -> bool:
+    """Whether a TCP connection from `host`'s namespace to EC2's endpoint opens (the agent's own path)."""
+    probe = f"import socket; socket.create_connection(('{topo.EC2_API}', {topo.EC2_API_PORT}), {timeout})"
+    try:
+        in_ns(host, "python3", "-c", probe)
+    except FaultError:
+        return False
+    return True
 
 
 @dataclass

@@ -156,6 +156,7 @@ def seed(ec2: EC2Client, set_mac: SetMac, *, endpoint_url: str, extra_route_tabl
     eip = ec2.allocate_address(
         Domain="vpc", Address=str(LAB_EIP), TagSpecifications=_tags("elastic-ip", f"{topo.PREFIX}-eip")
     )
+    api_path(ec2, instances)
     return CloudState(
         endpoint_url=endpoint_url,
         region=topo.REGION,
@@ -209,6 +210,26 @@ def resize_extra_route_tables(ec2: EC2Client, state: CloudState, count: int) -> 
             ec2.delete_subnet(SubnetId=assoc["SubnetId"])
         ec2.delete_route_table(RouteTableId=rtb)
     return state
+
+
+def api_path(ec2: EC2Client, instances: dict[str, InstanceState]) -> None:
+    """A public address on each primary WAN address that the topology gives one: the agents' way to EC2's
+    public endpoint (a gateway's own traffic leaves from its primary address, which has no public mapping
+    otherwise, as on AWS)."""
+    for host in topo.HOSTS:
+        for nic in host.nics:
+            if nic.public is None:
+                continue
+            alloc = ec2.allocate_address(
+                Domain="vpc",
+                Address=str(nic.public),
+                TagSpecifications=_tags("elastic-ip", f"{topo.PREFIX}-{host.name}-api"),
+            )["AllocationId"]
+            ec2.associate_address(
+                AllocationId=alloc,
+                NetworkInterfaceId=instances[host.name].nics[nic.name].eni_id,
+                PrivateIpAddress=str(nic.address),
+            )
 
 
 def _private_table(ec2: EC2Client, vpc_id: str, name: str, subnet_id: str, target_eni: str) -> str:

@@ -166,8 +166,9 @@ def ownership(ec2: EC2Client, eip: str = str(LAB_EIP)) -> tuple[str | None, str 
 
 
 def eip_moves(since: float, state_dir: Path = STATE_DIR) -> list[str]:
-    """The EIP re-associations the data plane applied after `since` (epoch), as "<epoch> -> <ip> (<host>)":
-    every cloud move ends with one, and a fight shows as many."""
+    """The pair's EIP re-associations the data plane applied after `since` (epoch), as
+    "<epoch> <eip> -> <ip> (<host>)": every cloud move ends with one, and a fight shows as many. (The
+    gateways' own public addresses, their path to EC2, are not the pair's.)"""
     try:
         lines = dataplane_log(state_dir).read_text().splitlines()
     except OSError:
@@ -175,7 +176,8 @@ def eip_moves(since: float, state_dir: Path = STATE_DIR) -> list[str]:
     out = []
     for line in lines:
         parts = line.split(maxsplit=2)
-        if len(parts) == 3 and parts[1] == "eip" and float(parts[0]) > since:
+        pair_eip = len(parts) == 3 and parts[2].startswith(f"{LAB_EIP} ")
+        if pair_eip and parts[1] == "eip" and float(parts[0]) > since:
             out.append(f"{parts[0]} {parts[2]}")
     return out
 

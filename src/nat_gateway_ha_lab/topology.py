@@ -25,6 +25,12 @@ INTERNET_HOST = IPv4Interface("198.51.100.10/24")  # TEST-NET-2; the VPC's IGW s
 UPSTREAM_TARGETS = (INTERNET_HOST.ip, IPv4Address("198.51.100.11"), IPv4Address("198.51.100.12"))
 IGW_OUTSIDE = IPv4Interface("198.51.100.1/24")
 EIP_POOL = IPv4Network("203.0.113.0/24")  # TEST-NET-3: moto's public IPs are drawn from here in the lab
+# EC2's regional endpoint as the gateways see it: a public address on the internet side, so an agent reaches
+# it only through its WAN, the VPC router and the IGW, with a public address of its own (as on AWS). The
+# internet host forwards it to moto; the controller keeps calling moto directly over the management bridge.
+EC2_API = IPv4Address("198.51.100.20")
+EC2_API_PORT = 80
+INET_MGMT = IPv4Interface("10.254.77.2/24")  # the internet host's leg on the management bridge, towards moto
 
 
 @dataclass(frozen=True)
@@ -51,6 +57,9 @@ class Nic:
     address: IPv4Address
     mac: str
     secondary: tuple[IPv4Address, ...] = ()
+    # An EIP on the primary address: the gateways' own path to EC2's public endpoint (the seed associates
+    # it; provisioning's "public addresses" choice). Without it the agent cannot call EC2, as on AWS.
+    public: IPv4Address | None = None
 
 
 @dataclass(frozen=True)
@@ -87,6 +96,7 @@ HOSTS: tuple[Host, ...] = (
                 IPv4Address("10.77.0.233"),
                 "02:77:00:00:01:00",
                 (IPv4Address("10.77.0.234"),),
+                IPv4Address("203.0.113.21"),
             ),
             Nic("eth1", "lan-a", IPv4Address("10.77.3.220"), "02:77:00:00:01:01"),
         ),
@@ -97,7 +107,12 @@ HOSTS: tuple[Host, ...] = (
         IPv4Address("10.254.77.12"),
         (
             Nic(
-                "eth0", "pub-b", IPv4Address("10.77.1.53"), "02:77:00:00:02:00", (IPv4Address("10.77.1.54"),)
+                "eth0",
+                "pub-b",
+                IPv4Address("10.77.1.53"),
+                "02:77:00:00:02:00",
+                (IPv4Address("10.77.1.54"),),
+                IPv4Address("203.0.113.22"),
             ),
             Nic("eth1", "lan-b", IPv4Address("10.77.4.53"), "02:77:00:00:02:01"),
         ),
