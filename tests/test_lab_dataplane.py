@@ -1,8 +1,8 @@
 """The lab's data plane follows the EC2 API, and only the API: routes steer the client, EIPs let replies back.
 
-The netns tests build a small copy of the lab's VPC under their own namespace names (`nltest-*`, so a running
-lab is left alone): the VPC router with one bridge per subnet, two "gateways" that forward and SNAT like the
-role's hosts, a client, and the internet host running the lab's HTTP server. moto runs as the lab runs it
+The netns tests build the lab's own network (`network.build`, never on top of a running lab): the VPC router
+with one bridge per subnet, two "gateways" that forward and SNAT like the role's hosts, a client, and the
+internet host running the lab's HTTP server. moto runs as the lab runs it
 (`cloud.serve` with the data plane as its mutation hook), seeded by `seed.seed`.
 """
 
@@ -24,18 +24,18 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from nat_gateway_ha_lab import cloud, dataplane, internet, seed
+from lab_guard import exclusive_lab
+from nat_gateway_ha_lab import cloud, dataplane, internet, network, seed
 from nat_gateway_ha_lab import topology as topo
 
-NS = "nltest"
-VPC = f"{NS}-vpc"
+VPC = network.VPC_NS
 EIP = str(seed.LAB_EIP)
 WHOAMI = f"http://{topo.INTERNET_HOST.ip}/whoami"
 GW1, GW2 = topo.gateways()
 
 
 def _ns(host: str) -> str:
-    return f"{NS}-{host}"
+    return {"vpc": network.VPC_NS, "inet": network.INET_NS}.get(host) or topo.host(host).netns
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -63,7 +63,12 @@ def test_view_resolves_routes_to_next_hops(seeded: tuple[Any, seed.CloudState]) 
     assert target.label == f"{state.instances['gw1'].nics['eth1'].eni_id} (gw1)"
     igw = view.routes[state.public_route_table]["0.0.0.0/0"]
     assert (igw.next_hop, igw.dev) == (topo.INTERNET_HOST.ip, dataplane.IGW_LINK)
-    assert view.eips == {IPv4Address(EIP): None}
+    public = {IPv4Address(EIP): None}  # the pair's EIP, allocated and not associated; each gateway's own:
+    for gw in (GW1, GW2):
+        wan = gw.nic("eth0")
+        assert wan.public is not None
+        public[wan.public] = dataplane.Eip(wan.address, gw.name)
+    assert view.eips == public
 
 
 def test_view_follows_eip_to_the_requested_private_ip(seeded: tuple[Any, seed.CloudState]) -> None:
@@ -144,73 +149,19 @@ table ip gw {{
 """
 
 
-def _teardown_netns() -> None:
-    for host in ("vpc", "inet", *(h.name for h in topo.HOSTS)):
-        sh("ip", "netns", "del", _ns(host), check=False)
-
-
 def _build_netns() -> None:
-    _teardown_netns()
-    for host in ("vpc", "inet", *(h.name for h in topo.HOSTS)):
-        sh("ip", "netns", "add", _ns(host))
-        sh("ip", "-n", _ns(host), "link", "set", "lo", "up")
-    for sn in topo.SUBNETS:
-        sh("ip", "-n", VPC, "link", "add", sn.bridge, "type", "bridge", "forward_delay", "0")
-        sh("ip", "-n", VPC, "addr", "add", f"{sn.router}/{sn.cidr.prefixlen}", "dev", sn.bridge)
-        sh("ip", "-n", VPC, "link", "set", sn.bridge, "up")
-    sh(
-        "ip",
-        "-n",
-        VPC,
-        "link",
-        "add",
-        dataplane.IGW_LINK,
-        "type",
-        "veth",
-        "peer",
-        "eth0",
-        "netns",
-        _ns("inet"),
-    )
-    sh("ip", "-n", VPC, "addr", "add", str(topo.IGW_OUTSIDE), "dev", dataplane.IGW_LINK)
-    sh("ip", "-n", VPC, "link", "set", dataplane.IGW_LINK, "up")
-    sh("ip", "-n", _ns("inet"), "addr", "add", str(topo.INTERNET_HOST), "dev", "eth0")
-    sh("ip", "-n", _ns("inet"), "link", "set", "eth0", "up")
-    sh("ip", "-n", _ns("inet"), "route", "add", str(topo.EIP_POOL), "via", str(topo.IGW_OUTSIDE.ip))
-    for host in topo.HOSTS:
-        for nic in host.nics:
-            sn = topo.subnet(nic.subnet)
-            port = f"{host.name}-{nic.name}"
-            sh(
-                "ip",
-                "-n",
-                VPC,
-                "link",
-                "add",
-                port,
-                "type",
-                "veth",
-                "peer",
-                nic.name,
-                "netns",
-                _ns(host.name),
-            )
-            sh("ip", "-n", VPC, "link", "set", port, "master", sn.bridge, "up")
-            sh("ip", "-n", _ns(host.name), "link", "set", nic.name, "address", nic.mac, "up")
-            for addr in (nic.address, *nic.secondary):
-                sh("ip", "-n", _ns(host.name), "addr", "add", f"{addr}/{sn.cidr.prefixlen}", "dev", nic.name)
-        first = topo.subnet(host.nics[0].subnet)
-        sh("ip", "-n", _ns(host.name), "route", "add", "default", "via", str(first.router))
-        if host.role == "gateway":
-            in_ns(
-                host.name,
-                "sysctl",
-                "-qw",
-                "net.ipv4.ip_forward=1",
-                "net.ipv4.conf.all.rp_filter=2",
-                "net.netfilter.nf_conntrack_tcp_be_liberal=1",
-            )
-            sh("ip", "netns", "exec", _ns(host.name), "nft", "-f", "-", stdin=_gateway_rules(host))
+    """The lab's own network (`network.build`), plus what the role does to the gateways, in short."""
+    network.build()
+    for host in topo.gateways():
+        in_ns(
+            host.name,
+            "sysctl",
+            "-qw",
+            "net.ipv4.ip_forward=1",
+            "net.ipv4.conf.all.rp_filter=2",
+            "net.netfilter.nf_conntrack_tcp_be_liberal=1",
+        )
+        sh("ip", "netns", "exec", _ns(host.name), "nft", "-f", "-", stdin=_gateway_rules(host))
 
 
 @dataclass
@@ -263,6 +214,11 @@ needs_root = pytest.mark.skipif(
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     if os.geteuid() != 0 or shutil.which("nft") is None:
         pytest.skip("needs root and nftables for network namespaces")
+    with exclusive_lab():
+        yield from _lab(tmp_path_factory)
+
+
+def _lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     _build_netns()
     log = tmp_path_factory.mktemp("dataplane") / "dataplane.log"
     inet = subprocess.Popen(
@@ -292,7 +248,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         inet.terminate()
         inet.wait(timeout=5)
         dataplane.teardown(VPC)
-        _teardown_netns()
+        network.teardown()
 
 
 @pytest.mark.netns
