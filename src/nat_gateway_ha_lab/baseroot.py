@@ -1,4 +1,7 @@
-"""The Debian 12 root every lab host boots from, built once with debootstrap and reused.
+"""The Debian root every lab host boots from, built once with debootstrap and reused.
+
+Debian 12 (bookworm: keepalived 2.2, Python 3.11) by default; `NATLAB_SUITE=trixie` gives Debian 13
+(keepalived 2.3, Python 3.13), so the role and the agent are proven on both.
 
 The containers have no internet, so everything the role, the agent and the bench need is baked in here.
 The cache key covers the package list and the customisation steps: change either and a new base is built.
@@ -20,7 +23,11 @@ from pathlib import Path
 from nat_gateway_ha_lab import paths
 
 CACHE_DIR = paths.CACHE_DIR
-SUITE = "bookworm"
+SUITES = {"bookworm": "3.11", "trixie": "3.13"}  # Debian suite -> its python3, the agent venv's Python
+SUITE = os.environ.get("NATLAB_SUITE", "bookworm")
+if SUITE not in SUITES:
+    raise SystemExit(f"NATLAB_SUITE={SUITE}: the lab builds {' or '.join(SUITES)} roots")
+PYTHON = SUITES[SUITE]
 MIRROR = os.environ.get("NATLAB_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 
 PACKAGES: tuple[str, ...] = (
@@ -157,10 +164,11 @@ def ensure_base(log: bool = True) -> Path:
 
 
 def prune_old_bases() -> list[Path]:
-    """Remove cached bases with another key (an older package list); returns what was removed."""
+    """Remove cached bases of this suite with another key (an older package list); returns what was
+    removed. The other suite's base stays: the lab switches suites with NATLAB_SUITE."""
     keep = base_path()
     removed = []
-    for path in CACHE_DIR.glob("base-*"):
+    for path in CACHE_DIR.glob(f"base-{SUITE}-*"):
         if path != keep:
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path)

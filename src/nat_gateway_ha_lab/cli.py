@@ -94,7 +94,7 @@ def up() -> None:
         for host in topo.HOSTS:
             ssh.wait(host)
         _say(f"hosts answer SSH: {', '.join(f'{h.name} {h.mgmt}' for h in topo.HOSTS)}")
-        house, fetched = wheelhouse.ensure()
+        house, fetched = wheelhouse.ensure(python=baseroot.PYTHON)
         _say(f"agent wheelhouse {'downloaded to' if fetched else 'cached in'} {house}")
     _say(f"up in {time.monotonic() - started:.1f} s")
 

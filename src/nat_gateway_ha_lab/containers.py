@@ -9,6 +9,7 @@ CAP_NET_ADMIN/CAP_NET_RAW for keepalived to add its VIP.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -22,6 +23,9 @@ from nat_gateway_ha_lab import network, paths
 from nat_gateway_ha_lab import topology as topo
 
 STOP_GRACE = 5.0  # seconds a container gets to power off before it is killed
+# The cgroup hierarchies systemd-nspawn places a container in: the unified one (a pure v2 host mounts it at
+# /sys/fs/cgroup, a hybrid one at .../unified) and the v1 named one of a hybrid host.
+CGROUP_ROOTS = (Path("/sys/fs/cgroup"), Path("/sys/fs/cgroup/unified"), Path("/sys/fs/cgroup/systemd"))
 
 
 def upper_dir(host: topo.Host) -> Path:
@@ -34,6 +38,36 @@ def pid_file(host: topo.Host) -> Path:
 
 def console_log(host: topo.Host) -> Path:
     return paths.RUN_DIR / f"{host.name}.console.log"
+
+
+def cgroups(host: topo.Host) -> list[Path]:
+    """The host's own cgroup in each hierarchy this machine mounts.
+
+    Without a systemd of its own to ask for a scope, every container would otherwise be started in the
+    caller's cgroup and share one "payload" subtree: each container's units would hold the others' processes
+    (seen as pid 0 inside), a unit's cgroup would never empty (Debian 13's systemd then waited 90 s to
+    restart a SIGKILLed keepalived), and killing a unit by its cgroup could hit the other instance.
+    """
+    return [root / f"{topo.PREFIX}-{host.name}" for root in CGROUP_ROOTS if (root / "cgroup.procs").exists()]
+
+
+def _enter_own_cgroup(host: topo.Host) -> None:
+    """In the child, before systemd-nspawn runs: move into the host's own cgroups (made here if missing)."""
+    for group in cgroups(host):
+        group.mkdir(exist_ok=True)
+        (group / "cgroup.procs").write_text(f"{os.getpid()}\n")
+
+
+def remove_cgroups(host: topo.Host) -> None:
+    """Remove the host's cgroups, deepest first; one still holding a process stays (reused next start)."""
+    for group in cgroups(host):
+        if not group.is_dir():
+            continue
+        for path in sorted((p for p in group.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+            with contextlib.suppress(OSError):
+                path.rmdir()
+        with contextlib.suppress(OSError):
+            group.rmdir()
 
 
 def _read_pid(host: topo.Host) -> int | None:
@@ -116,7 +150,13 @@ def start(host: topo.Host, base: Path, authorized_key: str, fresh: bool = True) 
         "--capability=CAP_NET_ADMIN,CAP_NET_RAW",
         "--boot",
     ]
-    env = {**os.environ, "SYSTEMD_NSPAWN_API_VFS_WRITABLE": "network"}
+    # The unified cgroup hierarchy (v2), as Debian 12 and 13 use on EC2, whatever this machine mounts: under a
+    # hybrid one, Debian 13's systemd never sees a SIGKILLed unit's cgroup empty and waits 90 s to restart it.
+    env = {
+        **os.environ,
+        "SYSTEMD_NSPAWN_API_VFS_WRITABLE": "network",
+        "SYSTEMD_NSPAWN_UNIFIED_HIERARCHY": "1",
+    }
     with console_log(host).open("wb") as log:
         # A session of its own: a Ctrl-C on the CLI must not reach the containers.
         proc = subprocess.Popen(
@@ -126,6 +166,7 @@ def start(host: topo.Host, base: Path, authorized_key: str, fresh: bool = True) 
             stderr=subprocess.STDOUT,
             env=env,
             start_new_session=True,
+            preexec_fn=lambda: _enter_own_cgroup(host),
         )
     pid_file(host).write_text(f"{proc.pid}\n")
     return proc.pid
@@ -149,6 +190,7 @@ def stop(hosts: Sequence[topo.Host]) -> list[topo.Host]:
     for host in hosts:
         network.kill_processes(host.netns)
         pid_file(host).unlink(missing_ok=True)
+        remove_cgroups(host)
     return list(pids)
 
 
@@ -160,6 +202,7 @@ def kill(host: topo.Host) -> None:
         network.reap(pid)
     network.kill_processes(host.netns)
     pid_file(host).unlink(missing_ok=True)
+    remove_cgroups(host)
 
 
 def netns_pids(host: topo.Host) -> list[int]:

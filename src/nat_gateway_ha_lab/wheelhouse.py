@@ -2,14 +2,15 @@
 
 The role installs the agent on a gateway with `pip install --no-index --find-links <wheelhouse>`; that
 needs the runtime dependencies of pyproject.toml and the build requirements (setuptools, wheel) to build
-the project itself. Lab hosts run the same Debian 12 (Python 3.11, same architecture) as the controller
-is expected to, so the controller's pip picks matching wheels. The download is redone only when the
-requirement list changes.
+the project itself. The wheels are picked for the lab hosts' Python (the base root's: 3.11 on Debian 12, 3.13
+on Debian 13; same architecture as the controller), whatever Python the controller runs. The download is
+redone only when the requirement list or that Python changes.
 """
 
 from __future__ import annotations
 
 import hashlib
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -26,22 +27,27 @@ def requirements(pyproject: Path | None = None) -> list[str]:
     return sorted({*data["project"]["dependencies"], *data["build-system"]["requires"]})
 
 
-def _fingerprint(reqs: list[str]) -> str:
-    text = "\n".join([f"py{sys.version_info.major}.{sys.version_info.minor}", *reqs])
+def _fingerprint(reqs: list[str], python: str) -> str:
+    text = "\n".join([f"py{python}", *reqs])
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def ensure(target: Path | None = None) -> tuple[Path, bool]:
-    """Download the wheels unless the cache matches; returns (wheelhouse, whether it downloaded)."""
+def ensure(target: Path | None = None, python: str | None = None) -> tuple[Path, bool]:
+    """Download the wheels for `python` ("3.13"; default: the controller's) unless the cache matches;
+    returns (wheelhouse, whether it downloaded)."""
     target = target or paths.WHEELHOUSE
+    python = python or f"{sys.version_info.major}.{sys.version_info.minor}"
     reqs = requirements()
     stamp = target / STAMP
-    if stamp.exists() and stamp.read_text() == _fingerprint(reqs) and any(target.glob("*.whl")):
+    if stamp.exists() and stamp.read_text() == _fingerprint(reqs, python) and any(target.glob("*.whl")):
         return target, False
+    shutil.rmtree(target, ignore_errors=True)  # wheels for another Python would shadow nothing but waste
     target.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:", "--dest", str(target)]
-    proc = subprocess.run([*cmd, *reqs], capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [*cmd, "--python-version", python, *reqs], capture_output=True, text=True, check=False
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"pip download for the agent wheelhouse failed:\n{proc.stderr.strip()}")
-    stamp.write_text(_fingerprint(reqs))
+    stamp.write_text(_fingerprint(reqs, python))
     return target, True
