@@ -79,9 +79,9 @@ class RouteTableSelection(StrictModel):
     )
     first: list[Annotated[str, Field(pattern=r"^rtb-[0-9a-f]{1,32}$")]] = Field(
         default_factory=list,
-        description="Selected tables to move first, in this order (the subnets whose egress matters most); the "
-        "others follow in id order. Only matters when a takeover is paced: beyond EC2's burst, routes go 5 a "
-        "second.",
+        description="Selected tables to move first, in this order (the subnets whose egress matters most); "
+        "the others follow in id order. Only matters when a takeover is paced: beyond EC2's burst, routes go "
+        "5 a second.",
     )
 
     @model_validator(mode="after")
@@ -164,7 +164,8 @@ class HealthConfig(StrictModel):
             UpstreamTarget(host=IPv4Address("9.9.9.9")),
         ],
         max_length=16,
-        description="Internet hosts the master probes from the EIP's private address; a majority must answer.",
+        description="Internet hosts the master probes from the EIP's private address; a majority must "
+        "answer.",
     )
     upstream_method: Literal["tcp", "icmp"] = Field("tcp", description="How to probe upstream targets.")
     upstream_interval: Annotated[float, Field(ge=0.5, le=60)] = Field(
@@ -246,39 +247,41 @@ class AgentTunables(StrictModel):
     )
     debounce: Annotated[float, Field(ge=0, le=5)] = Field(
         0.0,
-        description="Seconds keepalived's notify lines must stay quiet before the latest state is acted on; 0: at once.",
+        description="Seconds keepalived's notify lines must stay quiet before the latest state is acted on; "
+        "0: at once.",
     )
     api_pacing: bool = Field(
         True,
-        description="Pace EC2 calls to the account's request token buckets (nat_gateway_ha.pacing): a takeover "
-        "spends the burst at once, then goes at the refill rate, instead of drawing RequestLimitExceeded "
-        "storms.",
+        description="Pace EC2 calls to the account's request token buckets (nat_gateway_ha.pacing): a "
+        "takeover spends the burst at once, then goes at the refill rate, instead of drawing "
+        "RequestLimitExceeded storms.",
     )
     api_limits: dict[Annotated[str, Field(pattern=ACTION_RE)], ApiLimit] = Field(
         default_factory=_documented_limits,
         max_length=100,
         description="Per-action buckets, each `{capacity: N, refill: N}`. Default: EC2's documented ones "
-        "(ReplaceRoute, CreateRoute, AssociateAddress 50 then 5/s; DescribeRouteTables, DescribeAddresses 100 "
-        "then 20/s); raise them after AWS Support raised the account's.",
+        "(ReplaceRoute, CreateRoute, AssociateAddress 50 then 5/s; DescribeRouteTables, DescribeAddresses "
+        "100 then 20/s); raise them after AWS Support raised the account's.",
         json_schema_extra={"shown": "EC2's documented buckets"},
     )
     api_share: Annotated[float, Field(gt=0, le=1)] = Field(
         1.0,
-        description="The fraction of those buckets this gateway counts on: 1/N when N pairs of one account and "
-        "region may fail over at the same moment (one AZ lost), so together they stay under the account's limit.",
+        description="The fraction of those buckets this gateway counts on: 1/N when N pairs of one account "
+        "and region may fail over at the same moment (one AZ lost), so together they stay under the "
+        "account's limit.",
     )
     eip_timing: Literal["after_first_wave", "after_all_routes"] = Field(
         "after_first_wave",
-        description="When the EIP moves: once the first wave of routes (those the bucket lets go at once) has "
-        "answered, or once every route has (see Cloud.apply for why not before the routes).",
+        description="When the EIP moves: once the first wave of routes (those the bucket lets go at once) "
+        "has answered, or once every route has (see Cloud.apply for why not before the routes).",
     )
     view_max_age: Annotated[float, Field(ge=0, le=300)] = Field(
         0.0,
         description="Seconds a claim may act on its last view of the cloud instead of looking first (the "
-        "verification after the changes catches what changed since). While not master the agent then refreshes "
-        "that view every `reconcile_interval`, at most every view_max_age / 2: 1 DescribeAddresses + 1 "
-        "DescribeRouteTables per 100 tables each time, against the account's Describe buckets. 0: off, always "
-        "look first and stay idle while BACKUP.",
+        "verification after the changes catches what changed since). While not master the agent then "
+        "refreshes that view every `reconcile_interval`, at most every view_max_age / 2: 1 DescribeAddresses "
+        "+ 1 DescribeRouteTables per 100 tables each time, against the account's Describe buckets. 0: off, "
+        "always look first and stay idle while BACKUP.",
     )
     claim_settle: Annotated[float, Field(ge=0, le=30)] = Field(
         1.0,

@@ -66,8 +66,8 @@ ROLE_VARS: dict[str, tuple[str, str, str | None]] = {
     ),
     "nat_gateway_ha_agent_wheelhouse": (
         "str",
-        "Controller directory of wheels (boto3, pydantic and their dependencies, setuptools, wheel); when set, "
-        "pip installs the agent with `--no-index` from it only.",
+        "Controller directory of wheels (boto3, pydantic and their dependencies, setuptools, wheel); when "
+        "set, pip installs the agent with `--no-index` from it only.",
         None,
     ),
     "nat_gateway_ha_cloud_check": (
@@ -84,8 +84,9 @@ ROLE_VARS: dict[str, tuple[str, str, str | None]] = {
     ),
     "nat_gateway_ha_controller_endpoint_url": (
         "str",
-        "EC2 endpoint of the controller's AWS calls; empty: the pair's `endpoint_url`. Set it where the gateways "
-        "reach EC2 another way than the controller does (an interface endpoint only the VPC resolves; the lab).",
+        "EC2 endpoint of the controller's AWS calls; empty: the pair's `endpoint_url`. Set it where the "
+        "gateways reach EC2 another way than the controller does (an interface endpoint only the VPC "
+        "resolves; the lab).",
         None,
     ),
     "nat_gateway_ha_use_facts": ("bool", "Fill in addresses and MACs from gathered facts.", None),
@@ -97,19 +98,25 @@ ROLE_VARS: dict[str, tuple[str, str, str | None]] = {
     ),
 }
 RENDER_VARS: dict[str, tuple[str, str, str | None]] = {
-    "nat_gateway_ha_render_dir": ("path", "Render mode only: controller directory for the rendered files.", "none"),
+    "nat_gateway_ha_render_dir": (
+        "path",
+        "Render mode only: controller directory for the rendered files.",
+        "none",
+    ),
 }
 MAIN = {
     "short_description": "Converge an HA NAT gateway (keepalived, nftables SNAT, sysctl, failover agent)",
     "description": [
-        "Validates the whole inventory on the controller, then installs and configures one gateway of an HA pair.",
+        "Validates the whole inventory on the controller, then installs and configures one gateway of an HA "
+        "pair.",
         "Pairs are the child groups of C(nat_gateways); see the role's README for the inventory reference.",
     ],
 }
 RENDER = {
     "short_description": "Render each gateway's files on the controller (playbooks/render.yml)",
     "description": [
-        "Writes keepalived.conf, agent.json and nat.nft under nat_gateway_ha_render_dir/<inventory_hostname>/.",
+        "Writes keepalived.conf, agent.json and nat.nft under "
+        "nat_gateway_ha_render_dir/<inventory_hostname>/.",
     ],
 }
 _STR_TYPES = (str, IPv4Address, IPv4Interface, IPv4Network, Path)
@@ -183,7 +190,9 @@ def _options(model: type[BaseModel]) -> dict[str, Any]:
     return {name: _option(name, info) for name, info in model.model_fields.items()}
 
 
-def _role_options(variables: dict[str, tuple[str, str, str | None]], defaults: dict[str, Any]) -> dict[str, Any]:
+def _role_options(
+    variables: dict[str, tuple[str, str, str | None]], defaults: dict[str, Any]
+) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, (kind, description, _) in variables.items():
         out[name] = {"description": description, "type": kind}

@@ -45,10 +45,10 @@ def _script_first(command: list[str]) -> list[str]:
 class Authentication(StrictModel):
     """VRRPv2 only: keepalived 2.2.7 ignores authentication with VRRPv3."""
 
-    auth_type: Literal["PASS", "AH"] = Field("PASS", description="PASS or AH.")
+    auth_type: Literal["PASS", "AH"] = Field("PASS", description="How VRRPv2 authenticates adverts.")
     auth_pass: Annotated[str, Field(min_length=1), AfterValidator(_auth_pass)] = Field(
-        description="Secret of 1-8 bytes of printable ASCII without space, `#`, `!`, quotes or `\\`: keepalived "
-        "silently truncates or cuts anything else.",
+        description="Secret of 1-8 bytes of printable ASCII without space, `#`, `!`, quotes or `\\`: "
+        "keepalived silently truncates or cuts anything else.",
         json_schema_extra={"no_log": True},
     )
 
@@ -86,17 +86,18 @@ class PairSpec(StrictModel):
     vrid: Annotated[int, Field(ge=1, le=255)] = Field(
         description="VRRP virtual router id, 1-255; distinct among pairs whose LAN subnets overlap."
     )
-    vrrp_version: Literal[2, 3] = Field(3, description="2 or 3. VRRPv3 allows sub-second adverts.")
+    vrrp_version: Literal[2, 3] = Field(3, description="The VRRP version; VRRPv3 allows sub-second adverts.")
     # VRRPv3 carries centiseconds in 12 bits (max 40.95 s); VRRPv2 whole seconds up to 255.
     advert_int: Annotated[float, Field(ge=0.01, le=255)] = Field(
         0.1,
-        description="Seconds. VRRPv3: 0.01-40.95 in 10 ms steps (master-down about 3 x advert_int). "
-        "VRRPv2: whole seconds, 1-255.",
+        description="Seconds. VRRPv3: 0.01-40.95 in 10 ms steps (master-down about 3 x advert_int). VRRPv2: "
+        "whole seconds, 1-255.",
     )
     vips: list[IPv4Interface] = Field(
         min_length=1,
         max_length=MAX_ADDRESSES,
-        description="CIDRs added to the master's LAN interface. keepalived 2.2.7 needs at least one for VRRPv3.",
+        description="CIDRs added to the master's LAN interface. keepalived 2.2.7 needs at least one for "
+        "VRRPv3.",
     )
     eips: list[EipRef] = Field(
         min_length=1,
@@ -156,8 +157,8 @@ class PairSpec(StrictModel):
     )
     flow_sync: FlowSync = Field(
         default_factory=FlowSync,
-        description="Connection-state sync, on by default, so flows survive a failover; see "
-        "[Flow sync](#flow-sync).",
+        description="Connection-state sync, on by default, so flows survive a failover; see [Flow "
+        "sync](#flow-sync).",
         json_schema_extra={"shown": "on"},
     )
 
@@ -167,8 +168,8 @@ class HostSpec(StrictModel):
 
     priority: Annotated[int, Field(ge=1, le=254)] | None = Field(
         None,
-        description="1-254. Unset: 150, 140, 130, ... in inventory order, skipping values set explicitly. Equal "
-        "priorities in a pair are an error.",
+        description="1-254. Unset: 150, 140, 130, ... in inventory order, skipping values set explicitly. "
+        "Equal priorities in a pair are an error.",
         json_schema_extra={"shown": "derived"},
     )
     lan_interface: IfName = Field(
@@ -193,14 +194,14 @@ class HostSpec(StrictModel):
     wan_mac: str | None = Field(None, description="MAC of the WAN ENI.", json_schema_extra={"shown": "facts"})
     unicast_src_ip: IPv4Address | None = Field(
         None,
-        description="VRRP source address; must lie in the LAN interface's subnet. Peers' `unicast_peer` lists "
-        "are built from it.",
+        description="VRRP source address; must lie in the LAN interface's subnet. Peers' `unicast_peer` "
+        "lists are built from it.",
         json_schema_extra={"shown": "LAN address"},
     )
     lan_router: IPv4Address | None = Field(
         None,
-        description="Router of the LAN subnet (AWS: the VPC router, network + 1). Peers in other subnets get a "
-        "/32 through it in keepalived's `static_routes`.",
+        description="Router of the LAN subnet (AWS: the VPC router, network + 1). Peers in other subnets get "
+        "a /32 through it in keepalived's `static_routes`.",
         json_schema_extra={"shown": "subnet's first address"},
     )
     eip_private_ips: list[IPv4Address] = Field(
