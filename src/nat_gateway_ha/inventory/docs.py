@@ -214,12 +214,12 @@ class _Dumper(yaml.SafeDumper):
 
 def render_specs(defaults: dict[str, Any]) -> str:
     """The whole meta/argument_specs.yml."""
-    main = {
-        PAIR_VAR: {"description": "The pair's shared settings; set on the pair group.", "type": "dict"},
-        HOST_VAR: {"description": "One gateway's own settings; set in its host vars.", "type": "dict"},
+    pair = "The pair's shared settings; set on the pair group."
+    host = "One gateway's own settings; set in its host vars."
+    main: dict[str, Any] = {
+        PAIR_VAR: {"description": pair, "type": "dict", "options": _options(PairSpec)},
+        HOST_VAR: {"description": host, "type": "dict", "options": _options(HostSpec)},
     }
-    main[PAIR_VAR]["options"] = _options(PairSpec)
-    main[HOST_VAR]["options"] = _options(HostSpec)
     main.update(_role_options(ROLE_VARS, defaults))
     specs = {
         "argument_specs": {
