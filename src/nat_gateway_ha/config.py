@@ -125,7 +125,8 @@ class FlowSync(StrictModel):
     snat_addresses: list[IPv4Address] = Field(
         default_factory=list,
         max_length=32,
-        description="The pair's shared SNAT addresses, one per EIP, outside `vpc_cidrs`.",
+        description="The pair's shared SNAT addresses, one per EIP, outside `vpc_cidrs`; empty: "
+        "169.254.252.1 onwards.",
         json_schema_extra={"shown": "169.254.252.1 onwards"},
     )
 

@@ -179,6 +179,8 @@ def _option(name: str, info: FieldInfo) -> dict[str, Any]:
         out["required"] = True
     elif not (kind == "dict" and model) and _default(info) is not None:
         out["default"] = _default(info)
+    if "shown" in _extra(info) and "default" not in out:  # a computed default: say what it is
+        out["description"] += f" Default: {_extra(info)['shown']}."
     if _extra(info).get("no_log"):
         out["no_log"] = True
     if model is not None:

@@ -152,13 +152,17 @@ class PairSpec(StrictModel):
     )
     health: HealthConfig = Field(
         default_factory=HealthConfig,
-        description="Data-path health tracking, on by default, see [Health tracking](#health-tracking).",
+        description="Data-path health tracking, see [Health tracking](#health-tracking): local faults "
+        "(a link down, the NAT ruleset gone, forwarding off, conntrack past its high-water mark) put the "
+        "gateway in FAULT; an upstream failure seen by the master makes it step down only when a peer says "
+        "it is eligible.",
         json_schema_extra={"shown": "on"},
     )
     flow_sync: FlowSync = Field(
         default_factory=FlowSync,
-        description="Connection-state sync, on by default, so flows survive a failover; see [Flow "
-        "sync](#flow-sync).",
+        description="Connection-state sync between the peers (conntrackd, FT-FW over unicast UDP on the "
+        "LAN), so established flows survive a failover; see [Flow sync](#flow-sync). Both gateways SNAT "
+        "to shared addresses that each translates statelessly to its own EIP private IPs at the WAN edge.",
         json_schema_extra={"shown": "on"},
     )
 
@@ -178,31 +182,33 @@ class HostSpec(StrictModel):
     lan_address: IPv4Interface | None = Field(
         None,
         description="LAN address with prefix, e.g. `10.77.3.220/24`. Required in render mode.",
-        json_schema_extra={"shown": "facts"},
+        json_schema_extra={"shown": "from facts"},
     )
     lan_mac: str | None = Field(
         None,
         description="MAC of the LAN ENI; the agent finds the ENI by it through IMDS.",
-        json_schema_extra={"shown": "facts"},
+        json_schema_extra={"shown": "from facts"},
     )
     wan_interface: IfName = Field(
         "eth0", description="Interface facing the internet gateway: SNAT. At most 15 of `A-Za-z0-9_.-`."
     )
     wan_address: IPv4Interface | None = Field(
-        None, description="WAN primary address with prefix.", json_schema_extra={"shown": "facts"}
+        None, description="WAN primary address with prefix.", json_schema_extra={"shown": "from facts"}
     )
-    wan_mac: str | None = Field(None, description="MAC of the WAN ENI.", json_schema_extra={"shown": "facts"})
+    wan_mac: str | None = Field(
+        None, description="MAC of the WAN ENI.", json_schema_extra={"shown": "from facts"}
+    )
     unicast_src_ip: IPv4Address | None = Field(
         None,
         description="VRRP source address; must lie in the LAN interface's subnet. Peers' `unicast_peer` "
         "lists are built from it.",
-        json_schema_extra={"shown": "LAN address"},
+        json_schema_extra={"shown": "the LAN address"},
     )
     lan_router: IPv4Address | None = Field(
         None,
         description="Router of the LAN subnet (AWS: the VPC router, network + 1). Peers in other subnets get "
         "a /32 through it in keepalived's `static_routes`.",
-        json_schema_extra={"shown": "subnet's first address"},
+        json_schema_extra={"shown": "the subnet's first address"},
     )
     eip_private_ips: list[IPv4Address] = Field(
         min_length=1,
