@@ -4,8 +4,10 @@ VENV ?= .venv
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 PYTEST := $(VENV)/bin/pytest
+# The role's argument_specs.yml and README key tables, generated from the pydantic models.
+DOCS := PYTHONPATH=$(CURDIR)/src $(VENV)/bin/python -m nat_gateway_ha.inventory.docs --root $(CURDIR)
 
-.PHONY: bootstrap test check lint unit molecule lab lab-down lab-status bench bench-agent bench-throttle bench-faults clean
+.PHONY: bootstrap test check docs lint unit molecule lab lab-down lab-status bench bench-agent bench-throttle bench-faults clean
 
 bootstrap:
 	@scripts/bootstrap
@@ -20,13 +22,19 @@ check:
 	ruff format --check src tests library plugins bench
 	mypy
 	yamllint -s .
+	$(DOCS) --check
 	$(PYTEST) -q -m "not cloud and not ansible and not netns and not lab" tests
+
+## make docs: regenerate meta/argument_specs.yml and the README's key tables after changing a model
+docs:
+	$(DOCS) --write
 
 lint: bootstrap
 	ruff check src tests library plugins bench
 	ruff format --check src tests library plugins bench
 	mypy
 	yamllint -s .
+	$(DOCS) --check
 	ansible-playbook --syntax-check -i inventories/example playbooks/site.yml playbooks/render.yml playbooks/failover.yml
 	ansible-lint --profile production
 

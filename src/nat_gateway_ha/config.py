@@ -44,8 +44,10 @@ class EniRef(StrictModel):
 class EipRef(StrictModel):
     """An Elastic IP, by allocation id (preferred) or public address (resolved once at start)."""
 
-    allocation_id: Annotated[str, Field(pattern=r"^eipalloc-[0-9a-f]{1,32}$")] | None = None
-    public_ip: IPv4Address | None = None
+    allocation_id: Annotated[str, Field(pattern=r"^eipalloc-[0-9a-f]{1,32}$")] | None = Field(
+        None, description="EIP allocation id (eipalloc-...), preferred."
+    )
+    public_ip: IPv4Address | None = Field(None, description="EIP public address, resolved once by the agent.")
 
     @model_validator(mode="after")
     def _one_key(self) -> EipRef:
@@ -61,13 +63,26 @@ class RouteTableSelection(StrictModel):
     every subnet without an explicit association, which is rarely what a NAT pair wants.
     """
 
-    tags: dict[TagKey, TagValue] = Field(default_factory=dict, max_length=50)
-    ids: list[Annotated[str, Field(pattern=r"^rtb-[0-9a-f]{1,32}$")]] = Field(default_factory=list)
-    subnet_ids: list[Annotated[str, Field(pattern=r"^subnet-[0-9a-f]{1,32}$")]] = Field(default_factory=list)
-    include_main: bool = False
-    # Selected tables to move first, in this order (the subnets whose egress matters most); the others follow
-    # in id order. Only matters when a takeover is paced: beyond EC2's burst, routes go 5 a second.
-    first: list[Annotated[str, Field(pattern=r"^rtb-[0-9a-f]{1,32}$")]] = Field(default_factory=list)
+    tags: dict[TagKey, TagValue] = Field(
+        default_factory=dict,
+        max_length=50,
+        description="Select the tables carrying all these tags, e.g. `{Network: private}`.",
+    )
+    ids: list[Annotated[str, Field(pattern=r"^rtb-[0-9a-f]{1,32}$")]] = Field(
+        default_factory=list, description="Explicit route table ids."
+    )
+    subnet_ids: list[Annotated[str, Field(pattern=r"^subnet-[0-9a-f]{1,32}$")]] = Field(
+        default_factory=list, description="Select the tables associated with these subnets."
+    )
+    include_main: bool = Field(
+        False, description="Also repoint the VPC's main route table (by default it is left alone)."
+    )
+    first: list[Annotated[str, Field(pattern=r"^rtb-[0-9a-f]{1,32}$")]] = Field(
+        default_factory=list,
+        description="Selected tables to move first, in this order (the subnets whose egress matters most); "
+        "the others follow in id order. Only matters when a takeover is paced: beyond EC2's burst, routes go "
+        "5 a second.",
+    )
 
     @model_validator(mode="after")
     def _something(self) -> RouteTableSelection:
@@ -88,8 +103,8 @@ class EipBinding(StrictModel):
 class UpstreamTarget(StrictModel):
     """One place on the internet the master probes through its EIP's private address."""
 
-    host: IPv4Address
-    port: Annotated[int, Field(ge=1, le=65535)] = 443
+    host: IPv4Address = Field(description="IPv4 address.")
+    port: Annotated[int, Field(ge=1, le=65535)] = Field(443, description="TCP port (tcp method).")
 
 
 class FlowSync(StrictModel):
@@ -101,9 +116,19 @@ class FlowSync(StrictModel):
     the cloud, so the first packet of a flow that reaches the new master already has its state.
     """
 
-    enabled: bool = True
-    port: Annotated[int, Field(ge=1024, le=65535)] = 3780
-    snat_addresses: list[IPv4Address] = Field(default_factory=list, max_length=32)
+    enabled: bool = Field(
+        True, description="Run conntrackd and commit the peer's flows before each takeover."
+    )
+    port: Annotated[int, Field(ge=1024, le=65535)] = Field(
+        3780, description="UDP port of the sync traffic between the peers (untracked, LAN only)."
+    )
+    snat_addresses: list[IPv4Address] = Field(
+        default_factory=list,
+        max_length=32,
+        description="The pair's shared SNAT addresses, one per EIP, outside `vpc_cidrs`; empty: "
+        "169.254.252.1 onwards.",
+        json_schema_extra={"shown": "169.254.252.1 onwards"},
+    )
 
 
 class HealthConfig(StrictModel):
@@ -116,12 +141,23 @@ class HealthConfig(StrictModel):
     lead to a step-down only when a peer reports itself eligible (see `nat_gateway_ha.health`).
     """
 
-    enabled: bool = True
-    interval: Annotated[float, Field(ge=0.1, le=10)] = 0.5
-    fall: Annotated[int, Field(ge=1, le=20)] = 2
-    rise: Annotated[int, Field(ge=1, le=100)] = 4
-    nat_table: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")] = "nat_gateway_ha"
-    conntrack_high_water: Annotated[float, Field(gt=0.5, le=1.0)] = 0.9
+    enabled: bool = Field(
+        True, description="Track health at all (keepalived track_interface and track_file)."
+    )
+    interval: Annotated[float, Field(ge=0.1, le=10)] = Field(
+        0.5, description="Seconds between local check rounds (0.1-10)."
+    )
+    fall: Annotated[int, Field(ge=1, le=20)] = Field(2, description="Failed local rounds before FAULT.")
+    rise: Annotated[int, Field(ge=1, le=100)] = Field(
+        4, description="Good local rounds before the gateway is eligible again."
+    )
+    nat_table: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")] = Field(
+        "nat_gateway_ha", description="The nftables table (family ip) that must hold the SNAT rule."
+    )
+    conntrack_high_water: Annotated[float, Field(gt=0.5, le=1.0)] = Field(
+        0.9,
+        description="Share of nf_conntrack_max past which the table counts as full (over 0.5, at most 1).",
+    )
     upstream_targets: list[UpstreamTarget] = Field(
         default_factory=lambda: [
             UpstreamTarget(host=IPv4Address("1.1.1.1")),
@@ -129,16 +165,28 @@ class HealthConfig(StrictModel):
             UpstreamTarget(host=IPv4Address("9.9.9.9")),
         ],
         max_length=16,
+        description="Internet hosts the master probes from the EIP's private address; a majority must "
+        "answer.",
     )
-    upstream_method: Literal["tcp", "icmp"] = "tcp"
-    upstream_interval: Annotated[float, Field(ge=0.5, le=60)] = 2.0
-    upstream_timeout: Annotated[float, Field(ge=0.05, le=5)] = 0.5
-    upstream_fall: Annotated[int, Field(ge=1, le=20)] = 3
-    # After an upstream step-down this gateway stays in FAULT for `upstream_holddown` seconds (long enough
-    # for the peer to be elected), and tells its peers for `upstream_memory` seconds that its own path
-    # failed, so they never hand the pair back to it during an outage that hits both.
-    upstream_holddown: Annotated[float, Field(ge=1, le=300)] = 5.0
-    upstream_memory: Annotated[float, Field(ge=10, le=86400)] = 600.0
+    upstream_method: Literal["tcp", "icmp"] = Field("tcp", description="How to probe upstream targets.")
+    upstream_interval: Annotated[float, Field(ge=0.5, le=60)] = Field(
+        2.0, description="Seconds between upstream probe rounds on the master."
+    )
+    upstream_timeout: Annotated[float, Field(ge=0.05, le=5)] = Field(
+        0.5, description="Seconds a probe waits for its answer."
+    )
+    upstream_fall: Annotated[int, Field(ge=1, le=20)] = Field(
+        3, description="Failed upstream rounds before the master considers stepping down."
+    )
+    upstream_holddown: Annotated[float, Field(ge=1, le=300)] = Field(
+        5.0,
+        description="Seconds an upstream step-down holds FAULT: long enough for the peer to be elected.",
+    )
+    upstream_memory: Annotated[float, Field(ge=10, le=86400)] = Field(
+        600.0,
+        description="Seconds a gateway whose upstream failed tells its peers it is ineligible, so they never "
+        "hand the pair back to it during an outage that hits both.",
+    )
 
 
 class PeerRef(StrictModel):
@@ -154,8 +202,10 @@ class PeerRef(StrictModel):
 class ApiLimit(StrictModel):
     """One EC2 request token bucket: `capacity` calls at once, then `refill` calls a second."""
 
-    capacity: Annotated[float, Field(ge=1, le=100000)]
-    refill: Annotated[float, Field(gt=0, le=10000)]
+    capacity: Annotated[float, Field(ge=1, le=100000)] = Field(description="Calls the bucket allows at once.")
+    refill: Annotated[float, Field(gt=0, le=10000)] = Field(
+        description="Calls a second once the burst is spent."
+    )
 
 
 # The actions a takeover calls, with EC2's documented buckets (ec2_limits.TABLE); others use the table.
@@ -179,38 +229,73 @@ def _documented_limits() -> dict[str, ApiLimit]:
 class AgentTunables(StrictModel):
     """The agent options a pair may tune under `agent`; the inventory gives the other AgentConfig fields."""
 
-    imds_url: Url = "http://169.254.169.254"
-    api_connect_timeout: Annotated[float, Field(gt=0, le=30)] = 1.0
-    api_read_timeout: Annotated[float, Field(gt=0, le=60)] = 2.0
-    api_max_attempts: Annotated[int, Field(ge=1, le=10)] = 4
-    max_concurrency: Annotated[int, Field(ge=1, le=50)] = 16
-    reconcile_interval: Annotated[float, Field(gt=0, le=3600)] = 5.0
-    debounce: Annotated[float, Field(ge=0, le=5)] = 0.0
-    # Pace EC2 calls to the account's request token buckets (nat_gateway_ha.pacing): a takeover spends the
-    # burst at once, then goes at the refill rate, instead of drawing RequestLimitExceeded storms.
-    api_pacing: bool = True
-    # Per-action buckets (EC2's documented defaults; raise them after AWS Support raised the account's).
-    api_limits: dict[Annotated[str, Field(pattern=ACTION_RE)], ApiLimit] = Field(
-        default_factory=_documented_limits, max_length=100
+    imds_url: Url = Field(
+        "http://169.254.169.254",
+        description="Instance metadata service; another URL only with `insecure_endpoints` (a lab).",
     )
-    # The fraction of those buckets this gateway counts on: 1/N when N pairs of one account and region
-    # may fail over at the same moment (one AZ lost), so together they stay under the account's limit.
-    api_share: Annotated[float, Field(gt=0, le=1)] = 1.0
-    # When the EIP moves: once the first wave of routes (those the bucket lets go at once) has answered,
-    # or once every route has. See Cloud.apply for why not before the routes.
-    eip_timing: Literal["after_first_wave", "after_all_routes"] = "after_first_wave"
-    # A claim acts on the last observation when it is at most this old, saving the Describe round trip
-    # before the first change (the verification after the changes catches what changed since); while not
-    # master the agent then refreshes that view (and its connections) every reconcile_interval, at most
-    # every view_max_age / 2: 1 DescribeAddresses + 1 DescribeRouteTables per 100 tables each time, which
-    # counts against the account's Describe buckets. 0: always look first, and stay idle while BACKUP.
-    view_max_age: Annotated[float, Field(ge=0, le=300)] = 0.0
-    # Seconds after a claim converged before the highest-priority gateway looks once more, taking back what
-    # a peer claiming at the same moment moved after our verification (EC2 has no compare-and-swap).
-    # Delays only the claim's verdict, not the data path; 0: no second look.
-    claim_settle: Annotated[float, Field(ge=0, le=30)] = 1.0
+    api_connect_timeout: Annotated[float, Field(gt=0, le=30)] = Field(
+        1.0, description="Seconds to connect to EC2."
+    )
+    api_read_timeout: Annotated[float, Field(gt=0, le=60)] = Field(
+        2.0, description="Seconds to wait for an EC2 answer."
+    )
+    api_max_attempts: Annotated[int, Field(ge=1, le=10)] = Field(4, description="Attempts per EC2 call.")
+    max_concurrency: Annotated[int, Field(ge=1, le=50)] = Field(
+        16, description="EC2 calls a takeover sends in parallel."
+    )
+    reconcile_interval: Annotated[float, Field(gt=0, le=3600)] = Field(
+        5.0, description="Seconds between the master's checks that the cloud still points at it."
+    )
+    debounce: Annotated[float, Field(ge=0, le=5)] = Field(
+        0.0,
+        description="Seconds keepalived's notify lines must stay quiet before the latest state is acted on; "
+        "0: at once.",
+    )
+    api_pacing: bool = Field(
+        True,
+        description="Pace EC2 calls to the account's request token buckets (nat_gateway_ha.pacing): a "
+        "takeover spends the burst at once, then goes at the refill rate, instead of drawing "
+        "RequestLimitExceeded storms.",
+    )
+    api_limits: dict[Annotated[str, Field(pattern=ACTION_RE)], ApiLimit] = Field(
+        default_factory=_documented_limits,
+        max_length=100,
+        description="Per-action buckets, each `{capacity: N, refill: N}`. Default: EC2's documented ones "
+        "(ReplaceRoute, CreateRoute, AssociateAddress 50 then 5/s; DescribeRouteTables, DescribeAddresses "
+        "100 then 20/s); raise them after AWS Support raised the account's.",
+        json_schema_extra={"shown": "EC2's documented buckets"},
+    )
+    api_share: Annotated[float, Field(gt=0, le=1)] = Field(
+        1.0,
+        description="The fraction of those buckets this gateway counts on: 1/N when N pairs of one account "
+        "and region may fail over at the same moment (one AZ lost), so together they stay under the "
+        "account's limit.",
+    )
+    eip_timing: Literal["after_first_wave", "after_all_routes"] = Field(
+        "after_first_wave",
+        description="When the EIP moves: once the first wave of routes (those the bucket lets go at once) "
+        "has answered, or once every route has (see Cloud.apply for why not before the routes).",
+    )
+    view_max_age: Annotated[float, Field(ge=0, le=300)] = Field(
+        0.0,
+        description="Seconds a claim may act on its last view of the cloud instead of looking first (the "
+        "verification after the changes catches what changed since). While not master the agent then "
+        "refreshes that view every `reconcile_interval`, at most every view_max_age / 2: 1 DescribeAddresses "
+        "+ 1 DescribeRouteTables per 100 tables each time, against the account's Describe buckets. 0: off, "
+        "always look first and stay idle while BACKUP.",
+    )
+    claim_settle: Annotated[float, Field(ge=0, le=30)] = Field(
+        1.0,
+        description="Seconds after a claim converged before the highest-priority gateway looks once more, "
+        "taking back what a peer claiming at the same moment moved after its verification (EC2 has no "
+        "compare-and-swap). Delays only the claim's verdict, not the data path; 0: no second look.",
+    )
     # The inventory allows only paths under fields.MetricsPath's prefixes (rule agent_paths_are_allowed).
-    metrics_textfile: Path | None = None
+    metrics_textfile: Path | None = Field(
+        None,
+        description="File the agent writes its metrics to (node-exporter's textfile collector), under "
+        "/var/lib, /run or /var/run.",
+    )
 
 
 class AgentConfig(AgentTunables):
