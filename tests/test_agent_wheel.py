@@ -66,6 +66,19 @@ def test_the_wheel_holds_the_agent_and_not_the_lab(built: tuple[Path, dict[str, 
     )
 
 
+def test_the_root_distribution_leaves_the_lab_out_even_when_built_from_a_whole_checkout(
+    tmp_path: Path,
+) -> None:
+    """The module stages only the agent's package; pyproject.toml itself must also keep the lab out."""
+    source = tmp_path / "checkout"
+    _copy_project(source)
+    shutil.copytree(ROOT / "src" / "nat_gateway_ha_lab", source / "src" / "nat_gateway_ha_lab")
+    built = wheel._pip_wheel(source, tmp_path / "out", "")
+    with zipfile.ZipFile(built) as zf:
+        packages = {n.split("/")[0] for n in zf.namelist()}
+    assert "nat_gateway_ha" in packages and "nat_gateway_ha_lab" not in packages
+
+
 def test_the_same_source_gives_the_same_wheel(built: tuple[Path, dict[str, str], bool]) -> None:
     build_dir, facts, _ = built
     source = build_dir.parent / "touched-source"
