@@ -71,4 +71,4 @@ bench-faults: bootstrap
 	python bench/fault_matrix.py $(FAULT_ARGS)
 
 clean: lab-down
-	rm -rf $(VENV)
+	rm -rf $(VENV) build/agent-wheel

@@ -290,7 +290,14 @@ TIERS = {
         "test_lab_throttle.py",
         "test_pacing.py",
     },
-    "ansible": {"test_render.py", "test_inventory_site.py", "test_lab_inventory.py", "test_docs_ansible.py"},
+    "ansible": {
+        "test_render.py",
+        "test_inventory_site.py",
+        "test_lab_inventory.py",
+        "test_agent_wheel.py",
+        "test_agent_install.py",
+        "test_docs_ansible.py",
+    },
 }
 
 

@@ -2,7 +2,7 @@
 
 The lab key sits at a fixed path, so inventories/lab names it wherever Ansible or Molecule copies the
 inventory. The agent wheelhouse sits in the checkout (`.lab/wheelhouse`), next to the source the role
-builds the agent from. `NATLAB_REPO` overrides the checkout when the package is installed elsewhere.
+builds the agent's wheel from. `NATLAB_REPO` overrides the checkout when the package is installed elsewhere.
 """
 
 from __future__ import annotations

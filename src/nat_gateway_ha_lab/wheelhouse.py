@@ -1,10 +1,11 @@
 """The agent's wheelhouse: every wheel its venv needs, fetched on the controller for hosts with no internet.
 
-The role installs the agent on a gateway with `pip install --no-index --find-links <wheelhouse>`; that
-needs the runtime dependencies of pyproject.toml and the build requirements (setuptools, wheel) to build
-the project itself. The wheels are picked for the lab hosts' Python (the base root's: 3.11 on Debian 12, 3.13
-on Debian 13; same architecture as the controller), whatever Python the controller runs. The download is
-redone only when the requirement list or that Python changes.
+The role installs the agent's wheel on a gateway with `pip install --no-index --find-links <wheelhouse>`,
+which needs the runtime dependencies of the root pyproject.toml (the agent's distribution); the controller
+builds that wheel with the same index, which needs the build requirements (setuptools, wheel, pure Python).
+The wheels are picked for the lab hosts' Python (the base root's: 3.11 on Debian 12, 3.13 on Debian 13;
+same architecture as the controller), whatever Python the controller runs. The download is redone only
+when the requirement list or that Python changes.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ STAMP = ".requirements"
 
 
 def requirements(pyproject: Path | None = None) -> list[str]:
-    """Runtime dependencies plus build requirements, as pyproject.toml states them."""
+    """The agent's runtime dependencies plus its build requirements, as the root pyproject.toml says."""
     data = tomllib.loads((pyproject or paths.REPO / "pyproject.toml").read_text())
     return sorted({*data["project"]["dependencies"], *data["build-system"]["requires"]})
 

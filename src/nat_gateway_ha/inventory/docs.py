@@ -61,13 +61,19 @@ ROLE_VARS: dict[str, tuple[str, str, str | None]] = {
     ),
     "nat_gateway_ha_agent_source": (
         "path",
-        "Controller directory holding the project (src/nat_gateway_ha, pyproject.toml, README.md).",
+        "Controller directory holding the project (src/nat_gateway_ha, pyproject.toml, README.md), which "
+        "the controller builds into the agent's wheel.",
         "the project root",
+    ),
+    "nat_gateway_ha_agent_build_dir": (
+        "path",
+        "Controller directory the agent's wheel is built into, once per run (git-ignored under the project).",
+        "`<source>/build/agent-wheel`",
     ),
     "nat_gateway_ha_agent_wheelhouse": (
         "str",
-        "Controller directory of wheels (boto3, pydantic and their dependencies, setuptools, wheel); when "
-        "set, pip installs the agent with `--no-index` from it only.",
+        "Controller directory of wheels (boto3, pydantic and their dependencies for the gateways; setuptools "
+        "and wheel for the controller's build); when set, pip installs with `--no-index` from it only.",
         None,
     ),
     "nat_gateway_ha_cloud_check": (
