@@ -23,9 +23,10 @@ STAMP = ".requirements"
 
 
 def requirements(pyproject: Path | None = None) -> list[str]:
-    """The agent's runtime dependencies plus its build requirements, as the root pyproject.toml says."""
+    """The agent's runtime dependencies plus its build requirements, as the root pyproject.toml says, and
+    `packaging`, which the role's ansible.builtin.pip needs in a venv without setuptools (Python 3.12+)."""
     data = tomllib.loads((pyproject or paths.REPO / "pyproject.toml").read_text())
-    return sorted({*data["project"]["dependencies"], *data["build-system"]["requires"]})
+    return sorted({*data["project"]["dependencies"], *data["build-system"]["requires"], "packaging"})
 
 
 def _fingerprint(reqs: list[str], python: str) -> str:
