@@ -2,7 +2,7 @@
 
 Everything goes through the EC2 API except the ENIs' MAC addresses: EC2 picks those itself and the API has
 no call to set them, while the containers' NICs carry fixed MACs; so the caller passes `set_mac`, which
-writes them into the (in-process) moto backend.
+writes them into the cloud (for the lab, `moto_model.eni_mac_setter()`).
 
 Initial state, chosen so that the first converge has something to do:
 - every private route table's 0.0.0.0/0 points at gw1's LAN ENI, as if gw1 had owned the pair before;
@@ -272,15 +272,3 @@ def launch(ec2: EC2Client, set_mac: SetMac, host: topo.Host, subnets: dict[str, 
     )["Instances"][0]
     return InstanceState(instance["InstanceId"], str(host.mgmt), nics)
 
-
-def moto_mac_setter(region: str = topo.REGION, account_id: str | None = None) -> SetMac:
-    """A `set_mac` for a moto running in this process (server thread or mock_aws)."""
-    from moto.core.models import DEFAULT_ACCOUNT_ID
-    from moto.ec2.models import ec2_backends
-
-    backend = ec2_backends[account_id or DEFAULT_ACCOUNT_ID][region]
-
-    def set_mac(eni_id: str, mac: str) -> None:
-        backend.get_network_interface(eni_id).mac_address = mac
-
-    return set_mac
