@@ -18,7 +18,7 @@ from conftest import agent_config, peers_of
 from iam_evaluator import Request, Resource, allowed
 from nat_gateway_ha import iam, startup
 from nat_gateway_ha.cli import main
-from nat_gateway_ha_lab import cloud, moto_model, topology
+from nat_gateway_ha_lab import moto_model, topology
 
 ACCOUNT, OTHER_ACCOUNT, REGION = "123456789012", "210987654321", topology.REGION
 VPC, OTHER_VPC = "vpc-0a1", "vpc-0f9"

@@ -20,7 +20,6 @@ from typing import Any
 from nat_gateway_ha_lab import moto_fixes, moto_model
 from nat_gateway_ha_lab.throttle import Throttle, ThrottleMiddleware, enabled_by_env, error_xml
 
-
 # Every EC2 action that changes state the data plane or the agent cares about.
 MUTATING_ACTIONS = frozenset(
     {

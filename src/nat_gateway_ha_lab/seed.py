@@ -124,8 +124,19 @@ def _vpc(ec2: EC2Client) -> tuple[str, str, str, str]:
     return vpc_id, igw_id, main_rtb, public_rtb
 
 
-def seed(ec2: EC2Client, set_mac: SetMac, *, endpoint_url: str, extra_route_tables: int = 0) -> CloudState:
-    """Create the topology's VPC in an empty EC2 API and return what was created."""
+def seed(
+    ec2: EC2Client,
+    set_mac: SetMac,
+    *,
+    endpoint_url: str,
+    extra_route_tables: int = 0,
+    eip_owner: str | None = None,
+) -> CloudState:
+    """Create the topology's VPC in an empty EC2 API and return what was created.
+
+    `eip_owner` (a gateway's name) starts the EIP on that gateway's WAN secondary IP, as after an election:
+    the tests' starting point; the lab leaves it unassociated so the first election must claim it.
+    """
     if extra_route_tables < 0:
         raise ValueError(f"extra_route_tables must be >= 0, not {extra_route_tables}")
     vpc_id, igw_id, main_rtb, public_rtb = _vpc(ec2)
@@ -156,6 +167,12 @@ def seed(ec2: EC2Client, set_mac: SetMac, *, endpoint_url: str, extra_route_tabl
     eip = ec2.allocate_address(
         Domain="vpc", Address=str(LAB_EIP), TagSpecifications=_tags("elastic-ip", f"{topo.PREFIX}-eip")
     )
+    if eip_owner is not None:
+        ec2.associate_address(
+            AllocationId=eip["AllocationId"],
+            NetworkInterfaceId=instances[eip_owner].nics["eth0"].eni_id,
+            PrivateIpAddress=str(topo.host(eip_owner).nic("eth0").secondary[0]),
+        )
     api_path(ec2, instances)
     return CloudState(
         endpoint_url=endpoint_url,
@@ -271,4 +288,3 @@ def launch(ec2: EC2Client, set_mac: SetMac, host: topo.Host, subnets: dict[str, 
         TagSpecifications=_tags("instance", host.name, (MGMT_TAG, str(host.mgmt)), (HOST_TAG, host.name)),
     )["Instances"][0]
     return InstanceState(instance["InstanceId"], str(host.mgmt), nics)
-
