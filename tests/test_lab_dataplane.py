@@ -42,9 +42,8 @@ def _ns(host: str) -> str:
 
 
 @pytest.fixture
-def seeded() -> Iterator[tuple[Any, seed.CloudState]]:
+def seeded(aws_fixes: None) -> Iterator[tuple[Any, seed.CloudState]]:
     with moto_model.mock():
-        cloud.apply_aws_fixes()
         ec2 = boto3.client("ec2", region_name=topo.REGION)
         yield ec2, seed.seed(ec2, moto_model.eni_mac_setter(), endpoint_url="mock")
 

@@ -10,14 +10,13 @@ from typing import Any
 import boto3
 import pytest
 
-from nat_gateway_ha_lab import cloud, moto_model, seed
+from nat_gateway_ha_lab import moto_model, seed
 from nat_gateway_ha_lab import topology as topo
 
 
 @pytest.fixture
-def ec2() -> Iterator[Any]:
+def ec2(aws_fixes: None) -> Iterator[Any]:
     with moto_model.mock():
-        cloud.apply_aws_fixes()
         yield boto3.client("ec2", region_name=topo.REGION)
 
 
