@@ -139,6 +139,17 @@ def cloud_view(region: str = topo.REGION, account: str = DEFAULT_ACCOUNT) -> Clo
     raise AssertionError("unreachable")
 
 
+def _route_target(route: Any, eni_target: Callable[[Any], Target]) -> Target:
+    """A route's target as the kernel sees it: an ENI's address, the internet host, or a blackhole."""
+    if route.interface is not None:
+        return eni_target(route.interface)
+    if route.instance is not None:
+        return eni_target(route.instance.nics[0])
+    if route.gateway is not None and str(route.gateway.id).startswith("igw-"):
+        return Target(f"{route.gateway.id} (internet)", topo.INTERNET_HOST.ip, IGW_LINK)
+    return BLACKHOLE
+
+
 def _read_view(backend: Any) -> CloudView:
     """moto's route tables, ENIs and EIPs in the lab VPC, resolved to what the kernel needs."""
     view = CloudView()
@@ -166,17 +177,8 @@ def _read_view(backend: Any) -> CloudView:
             main_rtb = rtb.id
         table: dict[str, Target] = {}
         for route in list(rtb._routes.values()):
-            dest = route.destination_cidr_block
-            if route.local or not dest:
-                continue
-            if route.interface is not None:
-                table[dest] = eni_target(route.interface)
-            elif route.instance is not None:
-                table[dest] = eni_target(route.instance.nics[0])
-            elif route.gateway is not None and str(route.gateway.id).startswith("igw-"):
-                table[dest] = Target(f"{route.gateway.id} (internet)", topo.INTERNET_HOST.ip, IGW_LINK)
-            else:
-                table[dest] = BLACKHOLE
+            if not route.local and route.destination_cidr_block:
+                table[route.destination_cidr_block] = _route_target(route, eni_target)
         view.routes[rtb.id] = table
         for subnet_id in list(rtb._associations.values()):
             if subnet_id.startswith("subnet-"):

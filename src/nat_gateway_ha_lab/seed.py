@@ -168,11 +168,7 @@ def seed(
         Domain="vpc", Address=str(LAB_EIP), TagSpecifications=_tags("elastic-ip", f"{topo.PREFIX}-eip")
     )
     if eip_owner is not None:
-        ec2.associate_address(
-            AllocationId=eip["AllocationId"],
-            NetworkInterfaceId=instances[eip_owner].nics["eth0"].eni_id,
-            PrivateIpAddress=str(topo.host(eip_owner).nic("eth0").secondary[0]),
-        )
+        _claim(ec2, eip["AllocationId"], instances[eip_owner])
     api_path(ec2, instances)
     return CloudState(
         endpoint_url=endpoint_url,
@@ -247,6 +243,14 @@ def api_path(ec2: EC2Client, instances: dict[str, InstanceState]) -> None:
                 NetworkInterfaceId=instances[host.name].nics[nic.name].eni_id,
                 PrivateIpAddress=str(nic.address),
             )
+
+
+def _claim(ec2: EC2Client, allocation_id: str, owner: InstanceState) -> None:
+    """The pair's EIP on `owner`'s WAN secondary IP (eth0's first), where its agent puts it."""
+    wan = owner.nics["eth0"]
+    ec2.associate_address(
+        AllocationId=allocation_id, NetworkInterfaceId=wan.eni_id, PrivateIpAddress=wan.private_ips[1]
+    )
 
 
 def _private_table(ec2: EC2Client, vpc_id: str, name: str, subnet_id: str, target_eni: str) -> str:
