@@ -269,6 +269,8 @@ TIERS = {
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
+        if "aws_fixes" in getattr(item, "fixturenames", ()):  # it starts moto, wherever its file is
+            item.add_marker("cloud")
         for tier, files in TIERS.items():
             if item.path.name in files:
                 item.add_marker(tier)
