@@ -249,7 +249,8 @@ def eip_target(ec2: Any, public_ip: str = "203.0.113.10") -> tuple[str | None, s
 
 
 # The tiers, one table: a test file's tier marks all its tests (netns and lab files mark themselves, as
-# they also need root). `make check` runs what is in no tier: pure Python, in seconds, without root.
+# they also need root), and any test that starts moto (through `aws_fixes`) is `cloud` wherever it is.
+# `make check` runs what is in no tier: pure Python, in seconds, without root and without moto.
 TIERS = {
     "cloud": {
         "test_agent.py",
