@@ -31,7 +31,8 @@ from nat_gateway_ha.config import AgentConfig
 from nat_gateway_ha.daemon import Agent
 from nat_gateway_ha.startup import connect
 from nat_gateway_ha_lab import cloud, imds, topology
-from nat_gateway_ha_lab.seed import moto_mac_setter, seed
+from nat_gateway_ha_lab.moto_model import eni_mac_setter
+from nat_gateway_ha_lab.seed import seed
 
 
 def serve_cloud(throttle: bool) -> None:
@@ -67,7 +68,7 @@ def serve_cloud(throttle: bool) -> None:
 
 def seed_provisioned(ec2: Any, url: str, tables: int) -> Any:
     """The lab's VPC with `tables` private route tables, as provisioning leaves it (nat_gateway_ha_cloud)."""
-    state = seed(ec2, moto_mac_setter(), endpoint_url=url, extra_route_tables=max(0, tables - 2))
+    state = seed(ec2, eni_mac_setter(), endpoint_url=url, extra_route_tables=max(0, tables - 2))
     for inst in state.instances.values():
         for nic in inst.nics.values():
             ec2.modify_network_interface_attribute(

@@ -7,106 +7,77 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import boto3
 import pytest
 from botocore.config import Config
 
-from nat_gateway_ha_lab import cloud, imds, seed, topology
+from nat_gateway_ha_lab import cloud, imds, moto_model, seed, topology
 
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 os.environ.setdefault("AWS_DEFAULT_REGION", topology.REGION)
-cloud.apply_aws_fixes()
 
 
 @dataclass
 class World:
-    """What `seed_world` created, by name."""
+    """The lab's seeded VPC (seed.py) by name, with the client and endpoint the test reaches it through."""
 
     ec2: Any
     endpoint_url: str | None
-    vpc_id: str
-    subnets: dict[str, str]
-    instances: dict[str, str]  # host -> instance id
-    enis: dict[tuple[str, str], str]  # (host, nic name) -> eni id
-    main_table: str
-    private_tables: list[str]
-    public_table: str
-    igw: str
-    eips: dict[str, str] = field(default_factory=dict)  # public ip -> allocation id
+    state: seed.CloudState
+
+    @property
+    def vpc_id(self) -> str:
+        return self.state.vpc_id
+
+    @property
+    def subnets(self) -> dict[str, str]:
+        return self.state.subnets
+
+    @property
+    def instances(self) -> dict[str, str]:  # host -> instance id
+        return {h: i.instance_id for h, i in self.state.instances.items()}
+
+    @property
+    def main_table(self) -> str:
+        return self.state.main_route_table
+
+    @property
+    def public_table(self) -> str:
+        return self.state.public_route_table
+
+    @property
+    def private_tables(self) -> list[str]:  # the private subnets' tables, then the extra ones
+        return [*self.state.private_route_tables.values(), *self.state.extra_route_tables]
+
+    @property
+    def eips(self) -> dict[str, str]:  # the pair's EIP: public ip -> allocation id
+        return {self.state.eip_public_ip: self.state.eip_allocation_id}
 
     def eni(self, host: str, nic: str) -> str:
-        return self.enis[(host, nic)]
+        return self.state.instances[host].nics[nic].eni_id
+
+
+PRIVATE_SUBNETS = sum(1 for s in topology.SUBNETS if s.private)
 
 
 def seed_world(ec2: Any, endpoint_url: str | None, private_tables: int = 5) -> World:
-    """Create the lab VPC (topology.py) in moto: two gateways, a client, the EIP, N private route tables.
-
-    Private tables are tagged Network=private and start pointing 0.0.0.0/0 at gw1's LAN ENI and the EIP sits
-    on gw1's WAN secondary IP, as after a first election; the first tables are associated with the private
-    subnets.
-    """
-    vpc = ec2.create_vpc(CidrBlock=str(topology.VPC_CIDR))["Vpc"]["VpcId"]
-    igw = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
-    ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)
-    subnets = {
-        s.name: ec2.create_subnet(VpcId=vpc, CidrBlock=str(s.cidr), AvailabilityZone=s.az)["Subnet"][
-            "SubnetId"
-        ]
-        for s in topology.SUBNETS
-    }
-    main = ec2.describe_route_tables(
-        Filters=[{"Name": "vpc-id", "Values": [vpc]}, {"Name": "association.main", "Values": ["true"]}]
-    )["RouteTables"][0]["RouteTableId"]
-    public = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
-    ec2.create_route(RouteTableId=public, DestinationCidrBlock="0.0.0.0/0", GatewayId=igw)
-    for s in topology.SUBNETS:
-        if not s.private:
-            ec2.associate_route_table(RouteTableId=public, SubnetId=subnets[s.name])
-    instances: dict[str, str] = {}
-    enis: dict[tuple[str, str], str] = {}
-    set_mac = seed.moto_mac_setter()
-    for h in topology.HOSTS:  # the lab's own launcher: the same ENIs, addresses, MACs and indexes
-        inst = seed.launch(ec2, set_mac, h, subnets)
-        instances[h.name] = inst.instance_id
-        enis.update({(h.name, name): nic.eni_id for name, nic in inst.nics.items()})
-    tables = []
-    private_subnets = [s.name for s in topology.SUBNETS if s.private]
-    for i in range(private_tables):
-        rt = ec2.create_route_table(
-            VpcId=vpc,
-            TagSpecifications=[
-                {"ResourceType": "route-table", "Tags": [{"Key": "Network", "Value": "private"}]},
-            ],
-        )["RouteTable"]["RouteTableId"]
-        ec2.create_route(
-            RouteTableId=rt, DestinationCidrBlock="0.0.0.0/0", NetworkInterfaceId=enis[("gw1", "eth1")]
-        )
-        if i < len(private_subnets):
-            ec2.associate_route_table(RouteTableId=rt, SubnetId=subnets[private_subnets[i]])
-        tables.append(rt)
-    eip = ec2.allocate_address(Domain="vpc", Address="203.0.113.10")
-    ec2.associate_address(
-        AllocationId=eip["AllocationId"],
-        NetworkInterfaceId=enis[("gw1", "eth0")],
-        PrivateIpAddress=str(topology.host("gw1").nic("eth0").secondary[0]),
+    """The lab's VPC, seeded by the lab's own seeder into this process's moto, with `private_tables` route
+    tables tagged Network=private (at least one per private subnet) pointing at gw1's LAN ENI and the EIP on
+    gw1's WAN secondary IP, as after a first election."""
+    if private_tables < PRIVATE_SUBNETS:
+        raise ValueError(f"private_tables={private_tables}: the lab VPC has {PRIVATE_SUBNETS} private tables")
+    state = seed.seed(
+        ec2,
+        moto_model.eni_mac_setter(),
+        endpoint_url=endpoint_url or "in-process",
+        extra_route_tables=max(0, private_tables - PRIVATE_SUBNETS),
+        eip_owner="gw1",
     )
-    return World(
-        ec2=ec2,
-        endpoint_url=endpoint_url,
-        vpc_id=vpc,
-        subnets=subnets,
-        instances=instances,
-        enis=enis,
-        main_table=main,
-        private_tables=tables,
-        public_table=public,
-        igw=igw,
-        eips={eip["PublicIp"]: eip["AllocationId"]},
-    )
+    return World(ec2=ec2, endpoint_url=endpoint_url, state=state)
 
 
 def test_client(endpoint_url: str | None) -> Any:
@@ -123,7 +94,14 @@ test_client.__test__ = False  # type: ignore[attr-defined]  # a helper, not a te
 
 
 @pytest.fixture(scope="session")
-def moto_server() -> Iterator[cloud.ServerHandle]:
+def aws_fixes() -> None:
+    """moto patched to behave like AWS (cloud.apply_aws_fixes), once, by the fixtures that start moto: a
+    fixture rather than an import-time call, so that tests without a cloud never import moto."""
+    cloud.apply_aws_fixes()
+
+
+@pytest.fixture(scope="session")
+def moto_server(aws_fixes: None) -> Iterator[cloud.ServerHandle]:
     """One moto server for the session (the lab's cloud in server mode, on a free local port)."""
     handle = cloud.serve("127.0.0.1", 0)
     yield handle
@@ -131,17 +109,14 @@ def moto_server() -> Iterator[cloud.ServerHandle]:
 
 
 @pytest.fixture(params=["inprocess", "server"])
-def cloud_mode(request: pytest.FixtureRequest) -> Iterator[str | None]:
+def cloud_mode(request: pytest.FixtureRequest, aws_fixes: None) -> Iterator[str | None]:
     """Yield the endpoint URL to use: None for moto in-process (mock_aws), the server's URL otherwise.
 
     Both modes start from an empty cloud and leave no faults armed.
     """
-    from moto import mock_aws
-
     cloud.clear_faults()
     if request.param == "inprocess":
-        with mock_aws():
-            cloud.apply_aws_fixes()
+        with moto_model.mock():
             yield None
     else:
         server: cloud.ServerHandle = request.getfixturevalue("moto_server")
@@ -159,7 +134,7 @@ def cloud_world(cloud_mode: str | None) -> World:
 
 
 @pytest.fixture(scope="session")
-def _imds_session() -> Iterator[imds.ImdsHandle]:
+def _imds_session(aws_fixes: None) -> Iterator[imds.ImdsHandle]:
     target: dict[str, str | None] = {"id": None}
     handle = imds.serve("127.0.0.1", 0, resolver=lambda ip: target["id"] if ip == "127.0.0.1" else None)
     handle.target = target  # type: ignore[attr-defined]
@@ -177,12 +152,10 @@ def imds_server(_imds_session: imds.ImdsHandle) -> Iterator[imds.ImdsHandle]:
 
 
 @pytest.fixture
-def inprocess_cloud() -> Iterator[None]:
+def inprocess_cloud(aws_fixes: None) -> Iterator[None]:
     """moto in-process only, for tests about the agent rather than about the two ways of reaching moto."""
-    from moto import mock_aws
-
     cloud.clear_faults()
-    with mock_aws():
+    with moto_model.mock():
         yield None
     cloud.clear_faults()
     cloud.reset_calls()
@@ -276,7 +249,8 @@ def eip_target(ec2: Any, public_ip: str = "203.0.113.10") -> tuple[str | None, s
 
 
 # The tiers, one table: a test file's tier marks all its tests (netns and lab files mark themselves, as
-# they also need root). `make check` runs what is in no tier: pure Python, in seconds, without root.
+# they also need root), and any test that starts moto (through `aws_fixes`) is `cloud` wherever it is.
+# `make check` runs what is in no tier: pure Python, in seconds, without root and without moto.
 TIERS = {
     "cloud": {
         "test_agent.py",
@@ -303,6 +277,8 @@ TIERS = {
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
+        if "aws_fixes" in getattr(item, "fixturenames", ()):  # it starts moto, wherever its file is
+            item.add_marker("cloud")
         for tier, files in TIERS.items():
             if item.path.name in files:
                 item.add_marker(tier)

@@ -18,7 +18,7 @@ from conftest import agent_config, peers_of
 from iam_evaluator import Request, Resource, allowed
 from nat_gateway_ha import iam, startup
 from nat_gateway_ha.cli import main
-from nat_gateway_ha_lab import cloud, topology
+from nat_gateway_ha_lab import moto_model, topology
 
 ACCOUNT, OTHER_ACCOUNT, REGION = "123456789012", "210987654321", topology.REGION
 VPC, OTHER_VPC = "vpc-0a1", "vpc-0f9"
@@ -304,8 +304,8 @@ def _resolved(world: Any, tmp_path: Any, capsys: Any, *options: str) -> tuple[in
 
 def _as_request(world: Any, operation: str, params: dict[str, Any]) -> Request:
     """An agent call as EC2 authorises it (resources from the Service Authorization Reference)."""
-    vpc = {"ec2:Vpc": f"arn:aws:ec2:{REGION}:{cloud.DEFAULT_ACCOUNT}:vpc/{world.vpc_id}"}
-    here = f"arn:aws:ec2:{REGION}:{cloud.DEFAULT_ACCOUNT}"
+    vpc = {"ec2:Vpc": f"arn:aws:ec2:{REGION}:{moto_model.DEFAULT_ACCOUNT}:vpc/{world.vpc_id}"}
+    here = f"arn:aws:ec2:{REGION}:{moto_model.DEFAULT_ACCOUNT}"
     if operation.startswith("Describe"):
         return Request(f"ec2:{operation}", [ANYWHERE])
     if operation in ("CreateRoute", "ReplaceRoute"):
@@ -329,7 +329,7 @@ def test_resolved_policy_allows_every_call_of_both_takeovers(
     assert code == 0, err
     doc = out["policy"]
     by_sid = {s["Sid"]: s["Resource"] for s in doc["Statement"]}
-    here = f"arn:aws:ec2:{REGION}:{cloud.DEFAULT_ACCOUNT}"
+    here = f"arn:aws:ec2:{REGION}:{moto_model.DEFAULT_ACCOUNT}"
     # The five tagged private tables, not the main or public one; the lab's EIP; both WAN ENIs.
     assert by_sid["ManagedRouteTables"] == [f"{here}:route-table/{t}" for t in sorted(world.private_tables)]
     assert by_sid["OwnElasticIps"] == [f"{here}:elastic-ip/{a}" for a in world.eips.values()]

@@ -22,10 +22,9 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from lab_guard import exclusive_lab
-from nat_gateway_ha_lab import cloud, dataplane, internet, network, seed
+from nat_gateway_ha_lab import cloud, dataplane, internet, moto_model, network, seed
 from nat_gateway_ha_lab import topology as topo
 
 VPC = network.VPC_NS
@@ -43,16 +42,15 @@ def _ns(host: str) -> str:
 
 
 @pytest.fixture
-def seeded() -> Iterator[tuple[Any, seed.CloudState]]:
-    with mock_aws():
-        cloud.apply_aws_fixes()
+def seeded(aws_fixes: None) -> Iterator[tuple[Any, seed.CloudState]]:
+    with moto_model.mock():
         ec2 = boto3.client("ec2", region_name=topo.REGION)
-        yield ec2, seed.seed(ec2, seed.moto_mac_setter(), endpoint_url="mock")
+        yield ec2, seed.seed(ec2, moto_model.eni_mac_setter(), endpoint_url="mock")
 
 
 def test_view_resolves_routes_to_next_hops(seeded: tuple[Any, seed.CloudState]) -> None:
     _ec2, state = seeded
-    view = dataplane.view_from_moto(cloud.backend())
+    view = moto_model.cloud_view()
     lan_a = state.private_route_tables["lan-a"]
     assert view.subnet_tables["lan-a"] == lan_a
     assert view.subnet_tables["pub-a"] == state.public_route_table
@@ -79,18 +77,18 @@ def test_view_follows_eip_to_the_requested_private_ip(seeded: tuple[Any, seed.Cl
         NetworkInterfaceId=wan.eni_id,
         PrivateIpAddress=wan.private_ips[1],
     )
-    view = dataplane.view_from_moto(cloud.backend())
+    view = moto_model.cloud_view()
     assert view.eips[IPv4Address(EIP)] == dataplane.Eip(IPv4Address(wan.private_ips[1]), "gw2")
 
 
 def test_changes_are_logged_once_with_owner_names(seeded: tuple[Any, seed.CloudState]) -> None:
     ec2, state = seeded
-    before = dataplane.view_from_moto(cloud.backend())
+    before = moto_model.cloud_view()
     lan_b = state.private_route_tables["lan-b"]
     gw2_lan = state.instances["gw2"].nics["eth1"].eni_id
     ec2.replace_route(RouteTableId=lan_b, DestinationCidrBlock="0.0.0.0/0", NetworkInterfaceId=gw2_lan)
     ec2.delete_route(RouteTableId=state.private_route_tables["lan-a"], DestinationCidrBlock="0.0.0.0/0")
-    after = dataplane.view_from_moto(cloud.backend())
+    after = moto_model.cloud_view()
     lines = dataplane._changes(before, after, 12.5)
     assert sorted(lines) == sorted(
         [
@@ -226,13 +224,13 @@ def _lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    plane = dataplane.DataPlane(lambda: dataplane.view_from_moto(cloud.backend()), log, netns=VPC)
+    plane = dataplane.DataPlane(moto_model.cloud_view, log, netns=VPC)
     server = cloud.serve("127.0.0.1", 0, plane.on_mutation)
     try:
         server.reset()
         dataplane.setup(VPC)
         ec2 = boto3.client("ec2", region_name=topo.REGION, endpoint_url=server.url)
-        state = seed.seed(ec2, seed.moto_mac_setter(), endpoint_url=server.url)
+        state = seed.seed(ec2, moto_model.eni_mac_setter(), endpoint_url=server.url)
         lab = Lab(ec2, state, plane, log)
         for gw in (GW1, GW2):  # what the role's provisioning does: gateways forward
             lab.source_dest_check(gw.name, False)

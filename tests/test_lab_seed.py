@@ -9,16 +9,14 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
-from nat_gateway_ha_lab import cloud, seed
+from nat_gateway_ha_lab import moto_model, seed
 from nat_gateway_ha_lab import topology as topo
 
 
 @pytest.fixture
-def ec2() -> Iterator[Any]:
-    with mock_aws():
-        cloud.apply_aws_fixes()
+def ec2(aws_fixes: None) -> Iterator[Any]:
+    with moto_model.mock():
         yield boto3.client("ec2", region_name=topo.REGION)
 
 
@@ -27,7 +25,7 @@ def _tags(resource: dict[str, Any]) -> dict[str, str]:
 
 
 def test_subnets_match_the_topology(ec2: Any) -> None:
-    state = seed.seed(ec2, seed.moto_mac_setter(), endpoint_url="mock")
+    state = seed.seed(ec2, moto_model.eni_mac_setter(), endpoint_url="mock")
     subnets = {
         s["SubnetId"]: s for s in ec2.describe_subnets(SubnetIds=list(state.subnets.values()))["Subnets"]
     }
@@ -42,7 +40,7 @@ def test_subnets_match_the_topology(ec2: Any) -> None:
 
 
 def test_instances_and_enis_carry_the_hosts_addresses_and_macs(ec2: Any) -> None:
-    state = seed.seed(ec2, seed.moto_mac_setter(), endpoint_url="mock")
+    state = seed.seed(ec2, moto_model.eni_mac_setter(), endpoint_url="mock")
     enis = {e["NetworkInterfaceId"]: e for e in ec2.describe_network_interfaces()["NetworkInterfaces"]}
     reservations = ec2.describe_instances(InstanceIds=[i.instance_id for i in state.instances.values()])
     instances = {i["InstanceId"]: i for r in reservations["Reservations"] for i in r["Instances"]}
@@ -62,7 +60,7 @@ def test_instances_and_enis_carry_the_hosts_addresses_and_macs(ec2: Any) -> None
 
 
 def test_route_tables_start_as_after_a_previous_owner(ec2: Any) -> None:
-    state = seed.seed(ec2, seed.moto_mac_setter(), endpoint_url="mock")
+    state = seed.seed(ec2, moto_model.eni_mac_setter(), endpoint_url="mock")
     gw1_lan = state.instances[topo.gateways()[0].name].nics["eth1"].eni_id
     tables = {t["RouteTableId"]: t for t in ec2.describe_route_tables()["RouteTables"]}
     tagged = ec2.describe_route_tables(Filters=[{"Name": "tag:Network", "Values": ["private"]}])[
@@ -87,7 +85,7 @@ def test_route_tables_start_as_after_a_previous_owner(ec2: Any) -> None:
 
 
 def test_the_eip_is_allocated_and_free(ec2: Any) -> None:
-    state = seed.seed(ec2, seed.moto_mac_setter(), endpoint_url="mock")
+    state = seed.seed(ec2, moto_model.eni_mac_setter(), endpoint_url="mock")
     (address,) = ec2.describe_addresses(PublicIps=[str(seed.LAB_EIP)])["Addresses"]
     assert address["AllocationId"] == state.eip_allocation_id
     assert not address.get("NetworkInterfaceId") and not address.get("AssociationId")
@@ -95,7 +93,7 @@ def test_the_eip_is_allocated_and_free(ec2: Any) -> None:
 
 
 def test_extra_route_tables_for_benchmarks(ec2: Any) -> None:
-    state = seed.seed(ec2, seed.moto_mac_setter(), endpoint_url="mock", extra_route_tables=3)
+    state = seed.seed(ec2, moto_model.eni_mac_setter(), endpoint_url="mock", extra_route_tables=3)
     assert len(state.extra_route_tables) == 3
     tagged = ec2.describe_route_tables(Filters=[{"Name": "tag:Network", "Values": ["private"]}])[
         "RouteTables"
@@ -134,6 +132,6 @@ def test_extra_route_tables_refuse_what_does_not_fit() -> None:
 
 
 def test_cloud_json_round_trips(ec2: Any, tmp_path: Path) -> None:
-    state = seed.seed(ec2, seed.moto_mac_setter(), endpoint_url="http://10.254.77.1:5077")
+    state = seed.seed(ec2, moto_model.eni_mac_setter(), endpoint_url="http://10.254.77.1:5077")
     state.write(tmp_path / "cloud.json")
     assert seed.CloudState.read(tmp_path / "cloud.json") == state

@@ -17,10 +17,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from nat_gateway_ha_lab import moto_fixes, topology
+from nat_gateway_ha_lab import moto_fixes, moto_model
 from nat_gateway_ha_lab.throttle import Throttle, ThrottleMiddleware, enabled_by_env, error_xml
-
-DEFAULT_ACCOUNT = "123456789012"  # moto's default account id
 
 # Every EC2 action that changes state the data plane or the agent cares about.
 MUTATING_ACTIONS = frozenset(
@@ -123,13 +121,6 @@ def mutating_calls() -> list[str]:
     return [c for c in calls() if c in MUTATING_ACTIONS]
 
 
-def backend(region: str = topology.REGION, account: str = DEFAULT_ACCOUNT) -> Any:
-    """moto's EC2 backend for a region: the state both modes share (the IMDS emulator reads it)."""
-    from moto.ec2.models import ec2_backends
-
-    return ec2_backends[account][region]
-
-
 def _take_fault(action: str, params: Mapping[str, Any]) -> Fault | None:
     with _STATE.lock:
         _STATE.calls.append(action)
@@ -207,9 +198,7 @@ class ServerHandle:
 
     def reset(self) -> None:
         """Empty every backend, as `POST /moto-api/reset` does, and refill the throttle's buckets."""
-        from moto.moto_api._internal.models import moto_api_backend
-
-        moto_api_backend.reset()
+        moto_model.reset_all()
         self.throttle.refill()
 
     def stop(self) -> None:

@@ -191,7 +191,7 @@ def run(state_dir: Path, extra_route_tables: int = 0) -> None:
     """The control plane process itself: serve until SIGTERM."""
     import boto3
 
-    from nat_gateway_ha_lab import cloud, dataplane, imds, seed
+    from nat_gateway_ha_lab import cloud, dataplane, imds, moto_model, seed
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stdout)
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "natlab")
@@ -202,13 +202,13 @@ def run(state_dir: Path, extra_route_tables: int = 0) -> None:
 
     dataplane_log(state_dir).unlink(missing_ok=True)
     dataplane.setup()
-    plane = dataplane.DataPlane(lambda: dataplane.view_from_moto(cloud.backend()), dataplane_log(state_dir))
+    plane = dataplane.DataPlane(moto_model.cloud_view, dataplane_log(state_dir))
     ec2_server = cloud.serve(str(topo.MGMT_NET.ip), topo.MOTO_PORT, plane.on_mutation)
     log.info("EC2 API on %s (throttled: %s)", ec2_server.url, ec2_server.throttle.enabled)
     ec2 = boto3.client("ec2", region_name=topo.REGION, endpoint_url=ec2_server.url)
     with ec2_server.throttle.paused():  # the lab's own set-up is not what the throttling is for
         state = seed.seed(
-            ec2, seed.moto_mac_setter(), endpoint_url=ENDPOINT_URL, extra_route_tables=extra_route_tables
+            ec2, moto_model.eni_mac_setter(), endpoint_url=ENDPOINT_URL, extra_route_tables=extra_route_tables
         )
     state.write(cloud_json(state_dir))
     plane.sync()

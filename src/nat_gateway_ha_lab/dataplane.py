@@ -26,7 +26,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 from pathlib import Path
-from typing import Any
 
 from nat_gateway_ha_lab import topology as topo
 
@@ -73,80 +72,6 @@ class CloudView:
     subnet_tables: dict[str, str] = field(default_factory=dict)  # topology subnet name -> rtb
     eips: dict[IPv4Address, Eip | None] = field(default_factory=dict)  # public -> mapping
     checked: dict[str, tuple[IPv4Address, ...]] = field(default_factory=dict)  # MAC -> addresses (SDC on)
-
-
-def view_from_moto(backend: Any) -> CloudView:
-    """Read the lab VPC's state from an in-process moto EC2 backend (the lab's cloud, or mock_aws)."""
-    for attempt in range(5):  # other request threads may mutate dicts while we iterate them
-        try:
-            return _read_moto(backend)
-        except RuntimeError:
-            if attempt == 4:
-                raise
-            time.sleep(0.001)
-    raise AssertionError("unreachable")
-
-
-def _read_moto(backend: Any) -> CloudView:
-    view = CloudView()
-    vpc = next((v for v in list(backend.vpcs.values()) if v.cidr_block == str(topo.VPC_CIDR)), None)
-    if vpc is None:
-        return view
-    bridge_of = {str(s.cidr): s.bridge for s in topo.SUBNETS}
-    name_of = {str(s.cidr): s.name for s in topo.SUBNETS}
-
-    def host(instance: Any) -> str:
-        return str(backend.tags.get(instance.id, {}).get("Name", instance.id)) if instance else "-"
-
-    def eni_target(eni: Any) -> Target:
-        label = f"{eni.id} ({host(eni.instance)})"
-        bridge = bridge_of.get(eni.subnet.cidr_block)
-        if eni.instance is None or bridge is None:
-            return Target(label)
-        return Target(label, IPv4Address(eni.private_ip_address), bridge)
-
-    main_rtb = None
-    for rtb in list(backend.route_tables.values()):
-        if rtb.vpc_id != vpc.id:
-            continue
-        if rtb.main_association_id is not None:
-            main_rtb = rtb.id
-        table: dict[str, Target] = {}
-        for route in list(rtb._routes.values()):
-            dest = route.destination_cidr_block
-            if route.local or not dest:
-                continue
-            if route.interface is not None:
-                table[dest] = eni_target(route.interface)
-            elif route.instance is not None:
-                table[dest] = eni_target(route.instance.nics[0])
-            elif route.gateway is not None and str(route.gateway.id).startswith("igw-"):
-                table[dest] = Target(f"{route.gateway.id} (internet)", topo.INTERNET_HOST.ip, IGW_LINK)
-            else:
-                table[dest] = BLACKHOLE
-        view.routes[rtb.id] = table
-        for subnet_id in list(rtb._associations.values()):
-            if subnet_id.startswith("subnet-"):
-                cidr = backend.get_subnet(subnet_id).cidr_block
-                if cidr in name_of:
-                    view.subnet_tables[name_of[cidr]] = rtb.id
-    for sn in topo.SUBNETS:
-        if sn.name not in view.subnet_tables and main_rtb is not None:
-            view.subnet_tables[sn.name] = main_rtb
-
-    for eni in list(backend.enis.values()):
-        if eni.subnet.vpc_id == vpc.id and eni.source_dest_check in (True, "true"):
-            addrs = {eni.private_ip_address, *(p["PrivateIpAddress"] for p in eni.private_ip_addresses)}
-            view.checked[eni.mac_address] = tuple(sorted(IPv4Address(a) for a in addrs))
-
-    for eip in list(backend.addresses):
-        public = IPv4Address(eip.public_ip)
-        eni = eip.eni
-        if eni is None or eni.subnet.vpc_id != vpc.id:
-            view.eips[public] = None
-        else:
-            view.eips[public] = Eip(IPv4Address(eip.private_ip_address), host(eni.instance))
-    return view
 
 
 def _run(cmd: list[str], stdin: str | None = None) -> None:

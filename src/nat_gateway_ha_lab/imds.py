@@ -21,7 +21,8 @@ from typing import Any
 from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
-from nat_gateway_ha_lab import cloud
+from nat_gateway_ha_lab import cloud, moto_model
+from nat_gateway_ha_lab.moto_model import InstanceFacts, NicFacts
 
 TOKEN_HEADER = "X-aws-ec2-metadata-token"
 TTL_HEADER = "X-aws-ec2-metadata-token-ttl-seconds"
@@ -36,7 +37,7 @@ class Emulator:
     """The WSGI application and its knobs; `serve()` wraps it in a server thread."""
 
     resolver: Resolver
-    backend: Callable[[], Any] = cloud.backend
+    lookup: Callable[[str], InstanceFacts | None] = moto_model.instance_facts
     role: str = DEFAULT_ROLE
     delay: float = 0.0  # seconds to stall each request (timeouts)
     _fail: list[int] = field(default_factory=list)  # HTTP statuses for the next requests
@@ -64,7 +65,7 @@ class Emulator:
             return self._token(request, instance_id)
         if request.method != "GET":
             return Response("", status=405)
-        instance = self._instance(instance_id)
+        instance = self.lookup(instance_id)
         if instance is None:
             return Response("instance not found\n", status=404)
         if not self._authorised(request, instance):
@@ -92,32 +93,24 @@ class Emulator:
             self._tokens[token] = (instance_id, now + ttl)
         return Response(token, content_type="text/plain", headers={TTL_HEADER: str(ttl)})
 
-    def _authorised(self, request: Request, instance: Any) -> bool:
+    def _authorised(self, request: Request, instance: InstanceFacts) -> bool:
         token = request.headers.get(TOKEN_HEADER)
         if token is None:
-            return str(instance.metadata_options.http_tokens) == "optional"
+            return instance.http_tokens == "optional"
         with self._lock:
             owner = self._tokens.get(token)
-        return owner is not None and owner[0] == instance.id and owner[1] > time.monotonic()
+        return owner is not None and owner[0] == instance.instance_id and owner[1] > time.monotonic()
 
-    def _instance(self, instance_id: str) -> Any:
-        for reservation in self.backend().reservations.values():
-            for instance in reservation.instances:
-                if instance.id == instance_id:
-                    return instance
-        return None
-
-    def _lookup(self, instance: Any, path: str) -> str | None:
-        nics = {nic.mac_address: nic for nic in instance.nics.values()}
+    def _lookup(self, instance: InstanceFacts, path: str) -> str | None:
+        nics = {nic.mac: nic for nic in instance.nics}
         primary = instance.nics[0]
-        az = instance._placement.zone
-        region = self.backend().region_name
+        az, region = instance.az, instance.region
         tree: dict[str, Any] = {
-            "instance-id": instance.id,
+            "instance-id": instance.instance_id,
             "instance-type": instance.instance_type,
             "ami-id": instance.image_id,
-            "local-ipv4": primary.private_ip_address,
-            "mac": primary.mac_address,
+            "local-ipv4": primary.private_ips[0],
+            "mac": primary.mac,
             "placement": {"region": region, "availability-zone": az},
             "network": {"interfaces": {"macs": {mac: _nic_tree(nic) for mac, nic in nics.items()}}},
             "iam": {"security-credentials": {self.role: _credentials()}},
@@ -125,13 +118,13 @@ class Emulator:
         if path.startswith("/latest/dynamic/instance-identity/document"):
             return json.dumps(
                 {
-                    "accountId": cloud.DEFAULT_ACCOUNT,
+                    "accountId": moto_model.DEFAULT_ACCOUNT,
                     "architecture": "x86_64",
                     "availabilityZone": az,
                     "imageId": instance.image_id,
-                    "instanceId": instance.id,
+                    "instanceId": instance.instance_id,
                     "instanceType": instance.instance_type,
-                    "privateIp": primary.private_ip_address,
+                    "privateIp": primary.private_ips[0],
                     "region": region,
                     "version": "2017-09-30",
                 },
@@ -150,16 +143,15 @@ class Emulator:
         return str(node)
 
 
-def _nic_tree(nic: Any) -> dict[str, Any]:
-    ips = [p["PrivateIpAddress"] for p in nic.private_ip_addresses] or [nic.private_ip_address]
+def _nic_tree(nic: NicFacts) -> dict[str, Any]:
     return {
-        "device-number": str(nic.device_index if nic.device_index is not None else 0),
-        "interface-id": nic.id,
-        "local-ipv4s": "\n".join(ips),
-        "mac": nic.mac_address,
-        "subnet-id": nic.subnet.id,
-        "subnet-ipv4-cidr-block": nic.subnet.cidr_block,
-        "vpc-id": nic.subnet.vpc_id,
+        "device-number": str(nic.device_index),
+        "interface-id": nic.eni_id,
+        "local-ipv4s": "\n".join(nic.private_ips),
+        "mac": nic.mac,
+        "subnet-id": nic.subnet_id,
+        "subnet-ipv4-cidr-block": nic.subnet_cidr,
+        "vpc-id": nic.vpc_id,
     }
 
 
@@ -201,7 +193,7 @@ def serve(
     host: str,
     port: int,
     resolver: Resolver,
-    backend: Callable[[], Any] = cloud.backend,
+    lookup: Callable[[str], InstanceFacts | None] = moto_model.instance_facts,
     role: str = DEFAULT_ROLE,
 ) -> ImdsHandle:
     """Answer IMDS on host:port in a daemon thread (`port=0` picks a free port)."""
@@ -211,7 +203,7 @@ def serve(
         def log_request(self, *args: Any, **kwargs: Any) -> None:
             pass
 
-    emulator = Emulator(resolver=resolver, backend=backend, role=role)
+    emulator = Emulator(resolver=resolver, lookup=lookup, role=role)
     server = make_server(host, port, emulator, threaded=True, request_handler=QuietHandler)
     thread = threading.Thread(
         target=server.serve_forever, args=(0.1,), name=f"imds-{host}:{port}", daemon=True

@@ -2,7 +2,7 @@
 
 Everything goes through the EC2 API except the ENIs' MAC addresses: EC2 picks those itself and the API has
 no call to set them, while the containers' NICs carry fixed MACs; so the caller passes `set_mac`, which
-writes them into the (in-process) moto backend.
+writes them into the cloud (for the lab, `moto_model.eni_mac_setter()`).
 
 Initial state, chosen so that the first converge has something to do:
 - every private route table's 0.0.0.0/0 points at gw1's LAN ENI, as if gw1 had owned the pair before;
@@ -124,8 +124,19 @@ def _vpc(ec2: EC2Client) -> tuple[str, str, str, str]:
     return vpc_id, igw_id, main_rtb, public_rtb
 
 
-def seed(ec2: EC2Client, set_mac: SetMac, *, endpoint_url: str, extra_route_tables: int = 0) -> CloudState:
-    """Create the topology's VPC in an empty EC2 API and return what was created."""
+def seed(
+    ec2: EC2Client,
+    set_mac: SetMac,
+    *,
+    endpoint_url: str,
+    extra_route_tables: int = 0,
+    eip_owner: str | None = None,
+) -> CloudState:
+    """Create the topology's VPC in an empty EC2 API and return what was created.
+
+    `eip_owner` (a gateway's name) starts the EIP on that gateway's WAN secondary IP, as after an election:
+    the tests' starting point; the lab leaves it unassociated so the first election must claim it.
+    """
     if extra_route_tables < 0:
         raise ValueError(f"extra_route_tables must be >= 0, not {extra_route_tables}")
     vpc_id, igw_id, main_rtb, public_rtb = _vpc(ec2)
@@ -156,6 +167,8 @@ def seed(ec2: EC2Client, set_mac: SetMac, *, endpoint_url: str, extra_route_tabl
     eip = ec2.allocate_address(
         Domain="vpc", Address=str(LAB_EIP), TagSpecifications=_tags("elastic-ip", f"{topo.PREFIX}-eip")
     )
+    if eip_owner is not None:
+        _claim(ec2, eip["AllocationId"], instances[eip_owner])
     api_path(ec2, instances)
     return CloudState(
         endpoint_url=endpoint_url,
@@ -232,6 +245,14 @@ def api_path(ec2: EC2Client, instances: dict[str, InstanceState]) -> None:
             )
 
 
+def _claim(ec2: EC2Client, allocation_id: str, owner: InstanceState) -> None:
+    """The pair's EIP on `owner`'s WAN secondary IP (eth0's first), where its agent puts it."""
+    wan = owner.nics["eth0"]
+    ec2.associate_address(
+        AllocationId=allocation_id, NetworkInterfaceId=wan.eni_id, PrivateIpAddress=wan.private_ips[1]
+    )
+
+
 def _private_table(ec2: EC2Client, vpc_id: str, name: str, subnet_id: str, target_eni: str) -> str:
     rtb = ec2.create_route_table(VpcId=vpc_id, TagSpecifications=_tags("route-table", name, PRIVATE_TAG))[
         "RouteTable"
@@ -271,16 +292,3 @@ def launch(ec2: EC2Client, set_mac: SetMac, host: topo.Host, subnets: dict[str, 
         TagSpecifications=_tags("instance", host.name, (MGMT_TAG, str(host.mgmt)), (HOST_TAG, host.name)),
     )["Instances"][0]
     return InstanceState(instance["InstanceId"], str(host.mgmt), nics)
-
-
-def moto_mac_setter(region: str = topo.REGION, account_id: str | None = None) -> SetMac:
-    """A `set_mac` for a moto running in this process (server thread or mock_aws)."""
-    from moto.core.models import DEFAULT_ACCOUNT_ID
-    from moto.ec2.models import ec2_backends
-
-    backend = ec2_backends[account_id or DEFAULT_ACCOUNT_ID][region]
-
-    def set_mac(eni_id: str, mac: str) -> None:
-        backend.get_network_interface(eni_id).mac_address = mac
-
-    return set_mac

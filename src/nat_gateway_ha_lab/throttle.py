@@ -25,11 +25,11 @@ from xml.sax.saxutils import escape
 from nat_gateway_ha import ec2_limits
 from nat_gateway_ha.ec2_limits import Limit
 from nat_gateway_ha.tokenbucket import TokenBucket
+from nat_gateway_ha_lab import moto_model
 
 ENV = "NATLAB_THROTTLE"  # "0", "off", "false" or "no": serve without throttling
 CODE = "RequestLimitExceeded"
 MESSAGE = "Request limit exceeded."
-DEFAULT_ACCOUNT = "123456789012"  # moto's, when the access key is not one of its IAM users'
 # The access key id of the lab's own set-up and inspection (benchmarks resizing the VPC, for one): calls
 # signed with it are never throttled, as they are not what the throttling is there to measure.
 SETUP_KEY = "NATLABSETUP"
@@ -112,10 +112,8 @@ def _account(headers_access_key: str | None, moto_header: str | None) -> str:
     if moto_header:
         return moto_header
     if headers_access_key:
-        from moto.iam.models import get_account_id_from
-
-        return str(get_account_id_from(headers_access_key))
-    return DEFAULT_ACCOUNT
+        return moto_model.account_for_access_key(headers_access_key)
+    return moto_model.DEFAULT_ACCOUNT
 
 
 def _scope(authorization: str) -> tuple[str | None, str | None, str | None]:
