@@ -51,9 +51,10 @@ from nat_gateway_ha.aws import ec2_client, pacer
 from nat_gateway_ha.config import AgentConfig
 from nat_gateway_ha.daemon import RETRY_UNCONVERGED
 from nat_gateway_ha.ec2_limits import Limit
+from nat_gateway_ha.ownership import Result
 from nat_gateway_ha.resolve import EipTarget, Target
 from nat_gateway_ha.startup import connect
-from nat_gateway_ha.takeover import Cloud, Result
+from nat_gateway_ha.takeover import Cloud
 from nat_gateway_ha_lab import topology
 
 ROUTE = ec2_limits.limit("ReplaceRoute")

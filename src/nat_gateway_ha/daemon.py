@@ -26,9 +26,10 @@ from nat_gateway_ha.fifo import Event, for_instance
 from nat_gateway_ha.flows import Flows
 from nat_gateway_ha.health import Health
 from nat_gateway_ha.keepalived import keepalived_alive, open_fifo
+from nat_gateway_ha.ownership import Result
 from nat_gateway_ha.states import RECLAIM, VrrpState
 from nat_gateway_ha.status import AgentStatus
-from nat_gateway_ha.takeover import Cloud, Result
+from nat_gateway_ha.takeover import Cloud
 
 RETRY_UNCONVERGED = 1.0  # seconds between passes while the cloud is not yet fully ours
 PROGRESS_EVERY = 0.5  # seconds between status writes while a (paced, long) takeover is under way

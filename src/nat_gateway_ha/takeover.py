@@ -12,12 +12,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from nat_gateway_ha import log
+from nat_gateway_ha.ownership import Action, Ownership, Result, error_of, held_by_peer, plan
 from nat_gateway_ha.pacing import Pacer
 from nat_gateway_ha.resolve import EipTarget, Target
 
@@ -27,109 +27,6 @@ if TYPE_CHECKING:
 DESCRIBE_CHUNK = 100  # route table ids per DescribeRouteTables call
 REPAIR_BACKOFF = (0.2, 0.5, 1.0)  # seconds between verification rounds
 SETTLE_CHECKS = 3  # looks after a winning claim converged, each `settle` seconds after the last change
-
-
-@dataclass(frozen=True)
-class Action:
-    """One mutating call to make: associate an EIP, or point one destination of one table at the LAN ENI."""
-
-    kind: str  # "associate" | "replace" | "create"
-    resource: str  # allocation id or route table id
-    detail: str  # private IP or destination CIDR
-
-    def __str__(self) -> str:
-        return f"{self.kind}:{self.resource}:{self.detail}"
-
-
-@dataclass
-class Ownership:
-    """What EC2 says now: where each EIP and each managed route points."""
-
-    eips: dict[str, tuple[str, str] | None] = field(default_factory=dict)  # alloc -> (eni, private ip)
-    routes: dict[tuple[str, str], str | None] = field(default_factory=dict)  # (rtb, dest) -> eni/target/None
-
-    def owner_summary(self, target: Target) -> dict[str, Any]:
-        return {
-            "eips": {a: (f"{v[0]}/{v[1]}" if v else None) for a, v in sorted(self.eips.items())},
-            "routes": {f"{t}:{d}": v for (t, d), v in sorted(self.routes.items())},
-            "owner": not plan(target, self),
-        }
-
-
-@dataclass
-class Result:
-    planned: list[Action] = field(default_factory=list)
-    done: list[Action] = field(default_factory=list)
-    failed: dict[str, str] = field(default_factory=dict)  # action -> last error
-    pending: list[Action] = field(default_factory=list)  # what still differs after the last verification
-    contested: list[Action] = field(default_factory=list)  # left alone: a peer holds them (not claiming)
-    conflict: bool = False  # during a claim, a peer took back what we had moved: two claimants
-    rounds: int = 0
-    duration: float = 0.0
-    dry_run: bool = False
-    throttled: int = 0  # RequestLimitExceeded answers during this takeover (retried by botocore)
-    errors: int = 0  # calls that failed for good (botocore's retries spent), later repaired or not
-    paced: float = 0.0  # seconds calls waited for EC2 request tokens, all threads together
-    settle_checks: int = 0  # looks taken after convergence to catch a second claimant's late calls
-
-    @property
-    def converged(self) -> bool:
-        return not self.pending and not self.contested and "verify" not in self.failed
-
-    def progress(self) -> dict[str, int]:
-        """How many of the planned changes are made so far (a change redone after a race counts once)."""
-        planned = set(self.planned)
-        return {"moved": len(planned.intersection(self.done)), "of": len(planned), "failed": len(self.failed)}
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "converged": self.converged,
-            "dry_run": self.dry_run,
-            "changed": len(self.done),
-            "throttled": self.throttled,
-            "errors": self.errors,
-            "paced_seconds": round(self.paced, 3),
-            "planned": [str(a) for a in self.planned],
-            "pending": [str(a) for a in self.pending],
-            "contested": [str(a) for a in self.contested],
-            "conflict": self.conflict,
-            "settle_checks": self.settle_checks,
-            "failed": dict(self.failed),
-            "rounds": self.rounds,
-            "duration": round(self.duration, 4),
-        }
-
-
-def _error(err: Exception) -> tuple[str, str]:
-    if isinstance(err, ClientError):
-        e = err.response.get("Error", {})
-        return str(e.get("Code", "")), str(e.get("Message", ""))
-    return type(err).__name__, str(err)
-
-
-def plan(target: Target, now: Ownership) -> list[Action]:
-    """The calls that would make `target` the owner, given what EC2 says now. Empty: already owner."""
-    actions = [
-        Action("associate", e.allocation_id, e.private_ip)
-        for e in target.eips
-        if now.eips.get(e.allocation_id) != (target.wan_eni_id, e.private_ip)
-    ]
-    for rtb in target.route_tables:
-        for dest in target.destinations:
-            key = (rtb, dest)
-            if key not in now.routes:
-                actions.append(Action("create", rtb, dest))
-            elif now.routes[key] != target.lan_eni_id:
-                actions.append(Action("replace", rtb, dest))
-    return actions
-
-
-def held_by_peer(target: Target, now: Ownership, action: Action) -> bool:
-    """Whether the resource `action` would change points at another member of the pair right now."""
-    if action.kind == "associate":
-        holder = now.eips.get(action.resource)
-        return holder is not None and holder[0] in target.peer_enis
-    return now.routes.get((action.resource, action.detail)) in target.peer_enis
 
 
 Progress = Callable[[Result], None]
@@ -231,7 +128,7 @@ class Cloud:
                 self.ec2.create_route(RouteTableId=rtb, DestinationCidrBlock=dest, NetworkInterfaceId=eni)
                 return "create"
             except ClientError as err:
-                code, message = _error(err)
+                code, message = error_of(err)
                 vanished = code == "InvalidRoute.NotFound" or (
                     code == "InvalidParameterValue" and "no route" in message.lower()
                 )
@@ -300,7 +197,7 @@ class Cloud:
         try:
             how = fut.result()
         except (ClientError, BotoCoreError, RuntimeError) as err:
-            code, message = _error(err)
+            code, message = error_of(err)
             result.failed[str(action)] = f"{code}: {message}"
             result.errors += 1
             log.warning("cloud_call_failed", action=str(action), code=code, message=message)
@@ -374,7 +271,7 @@ class Cloud:
             try:
                 now = self.observe()
             except (ClientError, BotoCoreError) as err:
-                code, message = _error(err)
+                code, message = error_of(err)
                 result.failed["verify"] = f"{code}: {message}"  # unknown: redo all (replace is idempotent)
             else:
                 result.failed.pop("verify", None)
@@ -408,7 +305,7 @@ class Cloud:
             try:
                 now = self.observe()
             except (ClientError, BotoCoreError) as err:
-                code, message = _error(err)
+                code, message = error_of(err)
                 log.warning("cloud_settle_failed", code=code, message=message)
                 return pending  # verified converged a moment ago; the reconcile loop looks again
             late = plan(self.target, now)
@@ -426,7 +323,7 @@ class Cloud:
         try:
             return self.observe()
         except (ClientError, BotoCoreError) as err:
-            code, message = _error(err)
+            code, message = error_of(err)
             log.warning("cloud_observe_failed", code=code, message=message)
             if not claim:  # without a view we cannot tell a peer's claim from drift: wait for one
                 result.failed["verify"] = f"{code}: {message}"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from nat_gateway_ha_lab import network, state
 from nat_gateway_ha_lab import topology as topo
@@ -70,21 +71,26 @@ class ApiPathLost(Fault):
     label: str = "a gateway's public address (its path to EC2) removed"
 
     def inject(self, host: str) -> float:
-        ec2, nic = state.ec2_client(), topo.host(host).nic("eth0")
-        (address,) = ec2.describe_addresses(PublicIps=[str(nic.public)])["Addresses"]
+        ec2, _, address = _api_address(host)
         at = time.time()
         ec2.disassociate_address(AssociationId=address["AssociationId"])
         return at
 
     def restore(self, host: str) -> None:
-        ec2, nic = state.ec2_client(), topo.host(host).nic("eth0")
-        (address,) = ec2.describe_addresses(PublicIps=[str(nic.public)])["Addresses"]
+        ec2, nic, address = _api_address(host)
         eni = ec2.describe_network_interfaces(
             Filters=[{"Name": "addresses.private-ip-address", "Values": [str(nic.address)]}]
         )["NetworkInterfaces"][0]["NetworkInterfaceId"]
         ec2.associate_address(
             AllocationId=address["AllocationId"], NetworkInterfaceId=eni, PrivateIpAddress=str(nic.address)
         )
+
+
+def _api_address(host: str) -> tuple[Any, topo.Nic, dict[str, Any]]:
+    """The controller's EC2 client, the host's WAN NIC and the EC2 record of its primary's public address."""
+    ec2, nic = state.ec2_client(), topo.host(host).nic("eth0")
+    (address,) = ec2.describe_addresses(PublicIps=[str(nic.public)])["Addresses"]
+    return ec2, nic, dict(address)
 
 
 def reaches_ec2(host: str, timeout: float = 2.0) -> bool:

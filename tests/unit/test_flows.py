@@ -15,7 +15,7 @@ from nat_gateway_ha.config import AgentConfig
 from nat_gateway_ha.daemon import Agent
 from nat_gateway_ha.fifo import Event
 from nat_gateway_ha.flows import Flows
-from nat_gateway_ha.takeover import Result
+from nat_gateway_ha.ownership import Result
 from support import plain_agent_config
 
 
