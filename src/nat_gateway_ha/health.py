@@ -16,7 +16,6 @@ Which fault does what, and why:
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -24,18 +23,14 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from nat_gateway_ha import checks, log
+from nat_gateway_ha import atomic, checks, log
 from nat_gateway_ha.checks import Check
 from nat_gateway_ha.config import AgentConfig
 
 
 def write_track_file(path: Path, fault: bool) -> None:
     """keepalived reads the file on inotify: 0 is healthy, anything else is FAULT (weight 0)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("1\n" if fault else "0\n")
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    atomic.write_text(path, "1\n" if fault else "0\n")
 
 
 class Health:

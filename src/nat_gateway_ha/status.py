@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypedDict
 
+from nat_gateway_ha import atomic
 from nat_gateway_ha.states import VrrpState
 
 FILE = "status.json"
@@ -40,12 +39,7 @@ class AgentStatus(TypedDict):
 
 
 def write(state_dir: Path, status: Mapping[str, Any]) -> None:
-    state_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=state_dir, prefix=".status-")
-    with os.fdopen(fd, "w") as f:
-        json.dump(status, f, indent=2, sort_keys=True)
-        f.write("\n")
-    os.replace(tmp, state_dir / FILE)
+    atomic.write_text(state_dir / FILE, json.dumps(status, indent=2, sort_keys=True) + "\n", mode=0o600)
 
 
 def read(state_dir: Path) -> dict[str, Any] | None:

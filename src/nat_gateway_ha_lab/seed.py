@@ -19,6 +19,7 @@ from ipaddress import IPv4Network
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nat_gateway_ha import atomic
 from nat_gateway_ha_lab import topology as topo
 
 if TYPE_CHECKING:
@@ -69,10 +70,7 @@ class CloudState:
     eip_allocation_id: str
 
     def write(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=2) + "\n")
-        tmp.replace(path)
+        atomic.write_text(path, json.dumps(asdict(self), indent=2) + "\n")
 
     @classmethod
     def read(cls, path: Path) -> CloudState:
