@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 from pathlib import Path
 
+from nat_gateway_ha_lab import proc
 from nat_gateway_ha_lab import topology as topo
 
 log = logging.getLogger(__name__)
@@ -75,11 +76,7 @@ class CloudView:
 
 
 def _run(cmd: list[str], stdin: str | None = None) -> None:
-    done = subprocess.run(cmd, input=stdin, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(
-            f"{' '.join(cmd)} failed ({done.returncode}): {done.stderr.strip()}\n{stdin or ''}"
-        )
+    proc.run(cmd, stdin=stdin)
 
 
 def _ip_batch(netns: str, commands: list[str]) -> None:

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import json
 import shlex
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from nat_gateway_ha_lab import paths, ssh
+from nat_gateway_ha_lab import paths, proc, ssh
 from nat_gateway_ha_lab import topology as topo
 
 FAULT_TABLE = "natlab_faults"  # nftables table (in the VPC router's and the root namespace) of fault rules
@@ -42,27 +41,20 @@ def recall(fault: str, host: str, default: object) -> object:
 
 def sh(host: str, script: str, timeout: float = 60) -> str:
     """A shell script inside the host's container, over SSH; its stdout."""
-    proc = ssh.run(topo.host(host), f"bash -c {shlex.quote(script)}", timeout=timeout)
-    if proc.returncode != 0:
-        raise FaultError(f"{host}: {script[:80]!r} exited {proc.returncode}: {proc.stderr.strip()[-300:]}")
-    return proc.stdout
+    done = ssh.run(topo.host(host), f"bash -c {shlex.quote(script)}", timeout=timeout)
+    if done.returncode != 0:
+        raise FaultError(f"{host}: {script[:80]!r} exited {done.returncode}: {done.stderr.strip()[-300:]}")
+    return done.stdout
 
 
 def in_ns(host: str, *cmd: str, stdin: str | None = None) -> str:
     ns = topo.host(host).netns if host in {h.name for h in topo.HOSTS} else host
-    proc = subprocess.run(
-        ["ip", "netns", "exec", ns, *cmd], input=stdin, capture_output=True, text=True, check=False
-    )
-    if proc.returncode != 0:
-        raise FaultError(f"{ns}: {' '.join(cmd)}: {proc.stderr.strip()[-300:]}")
-    return proc.stdout
+    return proc.in_netns(ns, *cmd, stdin=stdin, error=FaultError).stdout
 
 
 def nft(ns: str | None, script: str) -> None:
     cmd = ["nft", "-f", "-"] if ns is None else ["ip", "netns", "exec", ns, "nft", "-f", "-"]
-    proc = subprocess.run(cmd, input=script, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise FaultError(f"nft in {ns or 'root'}: {proc.stderr.strip()[-300:]}")
+    proc.run(cmd, stdin=script, error=FaultError)
 
 
 def drop_table(ns: str | None) -> None:

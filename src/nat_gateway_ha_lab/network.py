@@ -24,6 +24,7 @@ import time
 from collections.abc import Sequence
 from ipaddress import IPv4Interface
 
+from nat_gateway_ha_lab import proc
 from nat_gateway_ha_lab import topology as topo
 
 VPC_NS = f"{topo.PREFIX}-vpc"
@@ -45,10 +46,7 @@ class NetworkError(RuntimeError):
 def _run(
     cmd: Sequence[str], check: bool = True, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(list(cmd), input=stdin, capture_output=True, text=True, check=False)
-    if check and proc.returncode != 0:
-        raise NetworkError(f"{' '.join(cmd)}: {proc.stderr.strip() or proc.stdout.strip()}")
-    return proc
+    return proc.run(cmd, stdin=stdin, check=check, error=NetworkError)
 
 
 def ip(*args: str, ns: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -249,8 +247,8 @@ def build() -> None:
 
 def pids(ns: str) -> list[int]:
     """Processes living in a namespace (none if it does not exist)."""
-    proc = _run(["ip", "netns", "pids", ns], check=False)
-    return [int(p) for p in proc.stdout.split()] if proc.returncode == 0 else []
+    done = _run(["ip", "netns", "pids", ns], check=False)
+    return [int(p) for p in done.stdout.split()] if done.returncode == 0 else []
 
 
 def reap(pid: int) -> None:

@@ -6,12 +6,12 @@ gateways' interfaces, ownership from the EC2 API, egress from a real request mad
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nat_gateway_ha_lab import proc
 from nat_gateway_ha_lab import topology as topo
 from nat_gateway_ha_lab.controlplane import ENDPOINT_URL, STATE_DIR, cloud_json, dataplane_log
 from nat_gateway_ha_lab.seed import LAB_EIP, PRIVATE_TAG
@@ -81,7 +81,7 @@ class LabState:
 
 def _keepalived_runs(netns: str) -> bool:
     """A keepalived process lives in the namespace (a SIGKILLed one leaves its VIP behind, unelected)."""
-    pids = subprocess.run(["ip", "netns", "pids", netns], capture_output=True, text=True, check=False).stdout
+    pids = proc.run(["ip", "netns", "pids", netns], check=False).stdout
     for pid in pids.split():
         try:
             if Path(f"/proc/{pid}/comm").read_text().strip() == "keepalived":
@@ -95,12 +95,7 @@ def vip_holders() -> list[str]:
     """Gateways whose running keepalived holds the VIP: the VRRP master(s)."""
     holders = []
     for gw in topo.gateways():
-        out = subprocess.run(
-            ["ip", "-n", gw.netns, "-o", "-4", "addr", "show", "dev", "eth1"],
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout
+        out = proc.run(["ip", "-n", gw.netns, "-o", "-4", "addr", "show", "dev", "eth1"], check=False).stdout
         if f" {topo.VIP.ip}/" in out and _keepalived_runs(gw.netns):
             holders.append(gw.name)
     return holders
@@ -109,12 +104,7 @@ def vip_holders() -> list[str]:
 def client_egress(timeout: float = 2.0) -> tuple[str | None, str | None]:
     """(source address the internet host saw, error): a request from inside the client's namespace."""
     client = next(h for h in topo.HOSTS if h.role == "client")
-    done = subprocess.run(
-        ["ip", "netns", "exec", client.netns, "curl", "-sS", "-m", str(timeout), WHOAMI],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    done = proc.in_netns(client.netns, "curl", "-sS", "-m", str(timeout), WHOAMI, check=False)
     if done.returncode != 0:
         return None, done.stderr.strip() or f"curl exited {done.returncode}"
     return done.stdout.strip(), None
@@ -186,12 +176,7 @@ def agent_status(host: str, path: str = "/status") -> dict[str, Any] | None:
     """A gateway agent's endpoint, asked from inside its own namespace (the LAN address it listens on)."""
     h = topo.host(host)
     url = f"http://{h.nic('eth1').address}:9587{path}"
-    done = subprocess.run(
-        ["ip", "netns", "exec", h.netns, "curl", "-sS", "-m", "2", url],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    done = proc.in_netns(h.netns, "curl", "-sS", "-m", "2", url, check=False)
     try:
         data = json.loads(done.stdout)
     except ValueError:
