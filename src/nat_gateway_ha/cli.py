@@ -1,4 +1,5 @@
-"""`natgw-ha-agent`: run the agent, print its status, claim ownership by hand, print the IAM policy."""
+"""`natgw-ha-agent`: run the agent, print its status or history, claim ownership by hand, print the IAM
+policy."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
-from nat_gateway_ha import iam, log, status
+from nat_gateway_ha import history, iam, log, status
 from nat_gateway_ha.aws import ec2_client
 from nat_gateway_ha.config import AgentConfig
 from nat_gateway_ha.daemon import Agent, make_health
@@ -48,8 +49,18 @@ def _claim(cfg: AgentConfig, dry_run: bool) -> int:
     return 0 if result.converged or dry_run else 2
 
 
+def _state_dir(cfg_path: Path) -> Path:
+    return AgentConfig.load(cfg_path).state_dir if cfg_path.exists() else Path("/var/lib/nat-gateway-ha")
+
+
+def _history(cfg_path: Path, as_json: bool, last: int) -> int:
+    events = history.read(_state_dir(cfg_path), last=last)
+    print(json.dumps(events, indent=2) if as_json else history.table(events))
+    return 0
+
+
 def _status(cfg_path: Path) -> int:
-    state_dir = AgentConfig.load(cfg_path).state_dir if cfg_path.exists() else Path("/var/lib/nat-gateway-ha")
+    state_dir = _state_dir(cfg_path)
     data: dict[str, Any] = status.read(state_dir) or {
         "state": VrrpState.UNKNOWN,
         "error": f"no status in {state_dir}",
@@ -117,6 +128,10 @@ def _parser() -> argparse.ArgumentParser:
         )
     p = sub.add_parser("status", help="print the agent's state as JSON")
     p.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    p = sub.add_parser("history", help="print the transitions, takeovers and repairs, oldest first")
+    p.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    p.add_argument("--json", action="store_true", help="the events as JSON instead of a table")
+    p.add_argument("--last", type=int, default=20, help="how many of the latest events (0: all)")
     p = sub.add_parser(
         "iam-policy", help="print the least-privilege IAM policy and VRRP security-group rules"
     )
@@ -160,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "status":
             return _status(args.config)
+        if args.command == "history":
+            return _history(args.config, args.json, args.last)
         cfg = AgentConfig.load(args.config)
         if args.command == "iam-policy":
             return _iam_policy(cfg, args)

@@ -19,7 +19,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from nat_gateway_ha import log, metrics, peers, status
+from nat_gateway_ha import history, log, metrics, peers, status
 from nat_gateway_ha.config import AgentConfig
 from nat_gateway_ha.endpoint import Endpoint, Route
 from nat_gateway_ha.fifo import Event, for_instance
@@ -156,6 +156,7 @@ class Agent:
 
     def handle(self, event: Event) -> None:
         self.status["last_event"] = {"state": event.state, "priority": event.priority, "at": _now()}
+        history.record(self.cfg.state_dir, "transition", state=event.state, priority=event.priority)
         if event.state in RECLAIM:
             fresh = self.state != VrrpState.MASTER
             self.state = VrrpState.MASTER
@@ -203,6 +204,7 @@ class Agent:
         self.last_result = result
         summary = result.summary() | {"started_at": started, "reason": reason}
         self.status["last_takeover"] = summary
+        history.record_result(self.cfg.state_dir, "takeover", reason, summary)
         if result.converged:
             self.status["takeovers_converged"] += 1
         else:
@@ -228,6 +230,7 @@ class Agent:
         self.last_result = result
         if result.done:
             self.status["repairs"] += 1
+            history.record_result(self.cfg.state_dir, "repair", "drift", result.summary())
             log.warning(
                 "drift_repaired", changed=len(result.done), actions=" ".join(str(a) for a in result.done)
             )

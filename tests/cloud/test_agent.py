@@ -394,3 +394,38 @@ def test_a_watching_backup_keeps_a_view_and_claims_on_it(inprocess_world, runnin
     write('INSTANCE "VI_1" MASTER 150')
     _wait(lambda: (status.read(agent.cfg.state_dir) or {}).get("owner") is True)
     assert cloud.calls()[0] == "ReplaceRoute"
+
+
+def test_history_keeps_the_transition_the_takeover_and_a_repair(inprocess_world, running, capsys) -> None:
+    """After a failover and a drift repair the history says, in order, what happened and how it ended,
+    and `natgw-ha-agent history` prints it as a table and as JSON."""
+    from nat_gateway_ha import history
+
+    agent, write = running(inprocess_world, "gw2", reconcile_interval=0.2)
+    write('INSTANCE "VI_1" MASTER 140')
+    _wait(lambda: agent.status["owner"] is True)
+    rtb = inprocess_world.private_tables[0]
+    inprocess_world.ec2.replace_route(
+        RouteTableId=rtb,
+        DestinationCidrBlock="0.0.0.0/0",
+        NetworkInterfaceId=inprocess_world.eni("client", "eth0"),
+    )
+    _wait(lambda: agent.status["repairs"] >= 1)
+    events = history.read(agent.cfg.state_dir)
+    kinds = [e["event"] for e in events]
+    assert kinds[:2] == ["transition", "takeover"] and "repair" in kinds, kinds
+    transition, takeover = events[0], events[1]
+    assert transition["state"] == "MASTER" and transition["priority"] == 140
+    assert takeover["reason"] == "MASTER" and takeover["converged"] is True
+    assert takeover["planned"] == takeover["changed"] == len(inprocess_world.private_tables) + 1
+    repair = next(e for e in events if e["event"] == "repair")
+    assert repair["changed"] == 1 and repair["converged"] is True
+
+    config = agent.cfg.state_dir.parent / "agent.json"
+    config.write_text(agent.cfg.model_dump_json())
+    assert main(["history", "--config", str(config)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:4] == ["time", "(UTC)", "event", "reason/state"]
+    assert "takeover" in lines[2] and "converged" in lines[2] and f"{takeover['changed']}/" in lines[2]
+    assert main(["history", "--config", str(config), "--json", "--last", "1"]) == 0
+    assert [e["event"] for e in json.loads(capsys.readouterr().out)] == [kinds[-1]]
