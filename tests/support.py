@@ -9,6 +9,7 @@ import fcntl
 import importlib.util
 import os
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -282,6 +283,7 @@ def plain_agent_config(**overrides: Any) -> dict[str, Any]:
 # -- tests that build lab parts ----------------------------------------
 
 
+@contextmanager
 def exclusive_lab() -> Iterator[None]:
     """Hold the natgw-lab lock; skip if not root or if a lab is already up (it belongs to someone)."""
     if os.geteuid() != 0:
