@@ -16,7 +16,8 @@ from pydantic import ValidationError
 from nat_gateway_ha import history, iam, log, status
 from nat_gateway_ha.aws import ec2_client
 from nat_gateway_ha.config import AgentConfig
-from nat_gateway_ha.daemon import Agent, make_health
+from nat_gateway_ha.daemon import Agent
+from nat_gateway_ha.health import make_health
 from nat_gateway_ha.imds import ImdsError
 from nat_gateway_ha.keepalived import initial_state
 from nat_gateway_ha.resolve import ResolveError

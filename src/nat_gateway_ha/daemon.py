@@ -13,7 +13,6 @@ import os
 import select
 import threading
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,7 +23,7 @@ from nat_gateway_ha.config import AgentConfig
 from nat_gateway_ha.endpoint import Endpoint, Route
 from nat_gateway_ha.fifo import Event, for_instance
 from nat_gateway_ha.flows import Flows
-from nat_gateway_ha.health import Health
+from nat_gateway_ha.health import Health, make_health
 from nat_gateway_ha.keepalived import keepalived_alive, open_fifo
 from nat_gateway_ha.ownership import Result
 from nat_gateway_ha.states import RECLAIM, VrrpState
@@ -33,16 +32,10 @@ from nat_gateway_ha.takeover import Cloud
 
 RETRY_UNCONVERGED = 1.0  # seconds between passes while the cloud is not yet fully ours
 PROGRESS_EVERY = 0.5  # seconds between status writes while a (paced, long) takeover is under way
-PEER_TIMEOUT = 0.5  # seconds to wait for a peer's answer before counting it as not eligible
 
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
-def make_health(cfg: AgentConfig, is_master: Callable[[], bool]) -> Health:
-    """The agent's health tracker, asking the pair's other members over the LAN when it must."""
-    return Health(cfg, is_master, lambda: peers.eligible_peer(cfg.peers, cfg.listen_port, PEER_TIMEOUT))
 
 
 class Agent:
@@ -99,6 +92,11 @@ class Agent:
             "health": {},
         }
         self._progress_at = 0.0
+
+    def _still_elected(self) -> bool:
+        """No newer keepalived line that takes MASTER away waits to be handled."""
+        latest = self._latest  # one read: the FIFO thread may replace it
+        return latest is None or latest.state in RECLAIM
 
     def serves_pair(self) -> bool:
         """MASTER and verified owner: only then does the pair's egress (and an upstream probe) cross here."""
@@ -196,7 +194,9 @@ class Agent:
         self._busy = True
         self._claiming = True
         try:
-            result = self.cloud.takeover(dry_run=self.dry_run, claim=True, on_progress=self._progress)
+            result = self.cloud.takeover(
+                dry_run=self.dry_run, claim=True, on_progress=self._progress, elected=self._still_elected
+            )
         finally:
             self._busy = False
         self._finished(result)
@@ -256,7 +256,7 @@ class Agent:
 
     def _peers_stood_down(self) -> bool:
         """Every peer answers, and none says MASTER: what a peer holds is then a stale claim."""
-        views = peers.states(self.cfg.peers, self.cfg.listen_port, PEER_TIMEOUT)
+        views = peers.states(self.cfg.peers, self.cfg.listen_port, peers.TIMEOUT)
         return bool(views) and None not in views.values() and VrrpState.MASTER not in views.values()
 
     def _verified(self, result: Result) -> None:

@@ -23,7 +23,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from nat_gateway_ha import atomic, checks, log
+from nat_gateway_ha import atomic, checks, log, peers
 from nat_gateway_ha.checks import Check
 from nat_gateway_ha.config import AgentConfig
 
@@ -199,3 +199,8 @@ class Health:
 
     def stop(self) -> None:
         self._stop.set()
+
+
+def make_health(cfg: AgentConfig, is_master: Callable[[], bool]) -> Health:
+    """The agent's health tracker, asking the pair's other members over the LAN when it must."""
+    return Health(cfg, is_master, lambda: peers.eligible_peer(cfg.peers, cfg.listen_port, peers.TIMEOUT))

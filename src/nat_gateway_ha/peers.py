@@ -15,6 +15,7 @@ from typing import Any
 from nat_gateway_ha.config import PeerRef
 
 PATH = "/peer"
+TIMEOUT = 0.5  # seconds to wait for a peer's answer before counting it as not eligible
 
 
 def ask(peer: PeerRef, port: int, timeout: float) -> dict[str, Any] | None:

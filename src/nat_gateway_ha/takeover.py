@@ -213,6 +213,7 @@ class Cloud:
         claim: bool = True,
         rounds: int = len(REPAIR_BACKOFF) + 1,
         on_progress: Progress | None = None,
+        elected: Callable[[], bool] | None = None,
     ) -> Result:
         """Make this gateway the owner; verify; repair what did not take, a few rounds, then report.
 
@@ -222,14 +223,15 @@ class Cloud:
         claimants at once are told apart from failed calls: a resource we moved that is back at a peer when
         we verify is a conflict, and only the gateway that `wins_conflicts` (highest priority) keeps
         claiming, and it looks once more `settle` seconds after converging to take back what the loser
-        moved last, so the cloud ends whole on one gateway. `on_progress(result)` is called on this thread
-        each time calls have answered.
+        moved last, so the cloud ends whole on one gateway (only while `elected()` says VRRP still has it
+        master: a peer elected meanwhile is no rival). `on_progress(result)` is called on this thread each
+        time calls have answered.
         """
         started = time.monotonic()
         result = Result(dry_run=dry_run)
         paced_before = (self.pacer.waited, self.pacer.throttled) if self.pacer else (0.0, 0)
         try:
-            return self._takeover(result, dry_run, claim, rounds, on_progress)
+            return self._takeover(result, dry_run, claim, rounds, on_progress, elected)
         finally:
             result.duration = time.monotonic() - started
             if self.pacer is not None:
@@ -237,7 +239,13 @@ class Cloud:
                 result.throttled = self.pacer.throttled - paced_before[1]
 
     def _takeover(
-        self, result: Result, dry_run: bool, claim: bool, rounds: int, on_progress: Progress | None
+        self,
+        result: Result,
+        dry_run: bool,
+        claim: bool,
+        rounds: int,
+        on_progress: Progress | None,
+        elected: Callable[[], bool] | None,
     ) -> Result:
         # A claim may act on a fresh view and save the round trip of looking first: the verification after
         # the changes catches whatever changed since. Not when that view says there is nothing to do: an
@@ -256,7 +264,7 @@ class Cloud:
             return result
         pending = self._converge(result, pending, claim, rounds, on_progress)
         if claim and not pending and self._settles():
-            pending = self._settle(result, rounds, on_progress)
+            pending = self._settle(result, rounds, on_progress, elected or (lambda: True))
         result.pending = pending
         return result
 
@@ -291,7 +299,9 @@ class Cloud:
         """Whether a converged claim looks again: only the gateway that wins conflicts, and only in a pair."""
         return self.settle > 0 and self.target.wins_conflicts and bool(self.target.peer_enis)
 
-    def _settle(self, result: Result, rounds: int, on_progress: Progress | None) -> list[Action]:
+    def _settle(
+        self, result: Result, rounds: int, on_progress: Progress | None, elected: Callable[[], bool]
+    ) -> list[Action]:
         """Look again `settle` seconds after converging; take back what a second claimant moved since.
 
         EC2 has no compare-and-swap, so a peer claiming at the same moment can land calls after our
@@ -301,6 +311,8 @@ class Cloud:
         pending: list[Action] = []
         for _ in range(SETTLE_CHECKS):
             time.sleep(self.settle)
+            if not elected():  # VRRP moved on: what the new master moves is its claim, not a late call
+                return pending
             result.settle_checks += 1
             try:
                 now = self.observe()

@@ -354,12 +354,13 @@ def test_two_claimants_at_once_leave_the_cloud_whole(inprocess_world, connect_as
         assert winner is not None and results[winner].converged
 
 
-@pytest.mark.parametrize("settle", [0.2, 0.0])
+@pytest.mark.parametrize(("settle", "elected"), [(0.2, True), (0.0, True), (0.2, False)])
 def test_a_winning_claim_looks_again_and_takes_back_a_late_peer_call(
-    inprocess_world, connect_as, settle: float
+    inprocess_world, connect_as, settle: float, elected: bool
 ) -> None:
     """The loser of two racing claims lands a call just after the winner's verification: only the winner's
-    second look (claim_settle) brings that route back; without it the cloud stays half-moved."""
+    second look (claim_settle) brings that route back; without it the cloud stays half-moved. Once VRRP has
+    elected the peer meanwhile (`elected` false), its move is a claim, and the second look leaves it."""
     assert connect_as(inprocess_world, "gw2").takeover().converged  # gw1 claims it all back below
     gw1 = connect_as(inprocess_world, "gw1", claim_settle=settle, **peers_of("gw1"))
     rtb = inprocess_world.private_tables[0]
@@ -376,9 +377,9 @@ def test_a_winning_claim_looks_again_and_takes_back_a_late_peer_call(
                 )
 
     gw1.ec2.meta.events.register("after-call.ec2.DescribeRouteTables", peer_lands_late)
-    result = gw1.takeover(claim=True)
+    result = gw1.takeover(claim=True, elected=lambda: elected)
     holder = route_targets(inprocess_world.ec2, [rtb])[rtb]
-    if settle:
+    if settle and elected:
         assert result.converged and result.conflict and result.settle_checks >= 1
         assert holder == inprocess_world.eni("gw1", "eth1")
     else:
