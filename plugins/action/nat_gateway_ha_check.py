@@ -52,23 +52,8 @@ def _import_check() -> Any:
         from nat_gateway_ha import rendercheck
     except ImportError:
         sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
-        try:
-            from nat_gateway_ha import rendercheck
-        except ImportError as err:
-            raise _controller_lacks(err) from err
+        from nat_gateway_ha import rendercheck
     return rendercheck
-
-
-def _controller_lacks(err: ImportError) -> AnsibleActionFail:
-    """A stock controller (ansible from pipx or a distro package) lacks the package's dependencies: say
-    which Python and how to fix it, instead of a traceback."""
-    return AnsibleActionFail(
-        f"nat-gateway-ha: the Python running Ansible ({sys.executable}) cannot import "
-        f"{err.name or 'the nat_gateway_ha package'} ({err}). Install the controller side into it: "
-        "`make bootstrap` builds .venv with everything (then run .venv/bin/ansible-playbook), or "
-        "`pipx inject ansible-core pydantic boto3` for a pipx install, or "
-        f"`{sys.executable} -m pip install pydantic boto3`."
-    )
 
 
 class ActionModule(ActionBase):
