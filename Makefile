@@ -37,6 +37,8 @@ lint: bootstrap
 	$(DOCS) --check
 	ansible-playbook --syntax-check -i inventories/example playbooks/site.yml playbooks/render.yml playbooks/failover.yml
 	ansible-lint --profile production
+	promtool check rules monitoring/prometheus/alerts.yml
+	promtool test rules monitoring/prometheus/alerts_test.yml
 
 unit: bootstrap
 	$(PYTEST) -q tests

@@ -11,6 +11,7 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import boto3
 import jinja2
 import pytest
 from botocore.config import Config
+from prometheus_client.parser import text_string_to_metric_families
 
 from nat_gateway_ha.inventory import Plan, plan
 from nat_gateway_ha_lab import cli, moto_model, network, seed, topology
@@ -299,3 +301,37 @@ def exclusive_lab() -> Iterator[None]:
         if network.namespaces():
             pytest.skip(f"a lab is up ({', '.join(network.namespaces())}); not touching it")
         yield
+
+
+def scrape(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """Prometheus' text parsed the way Prometheus parses it: {(sample name, labels): value}."""
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def sample(samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str) -> float:
+    """The one sample of `name` whose labels include `labels` (KeyError if none or several)."""
+    found = [v for (n, lb), v in samples.items() if n == name and set(labels.items()) <= lb]
+    if len(found) != 1:
+        raise KeyError(f"{len(found)} samples of {name} with {labels}")
+    return found[0]
+
+
+def cloudwatch_stat(
+    cw: Any, metric: str, stat: str, since: datetime | None = None, **dims: str
+) -> float | None:
+    """The `stat` of a NatGatewayHA metric with exactly these dimensions since `since` (10 minutes ago)."""
+    now = datetime.now(UTC)
+    points = cw.get_metric_statistics(
+        Namespace="NatGatewayHA",
+        MetricName=metric,
+        Dimensions=[{"Name": k, "Value": v} for k, v in dims.items()],
+        StartTime=since or now - timedelta(minutes=10),
+        EndTime=now + timedelta(minutes=1),
+        Period=600,
+        Statistics=[stat],
+    )["Datapoints"]
+    return max((p[stat] for p in points), default=None)

@@ -57,15 +57,23 @@ def forwarding(*interfaces: str) -> Check:
     return Check("forwarding", not off, f"off: {', '.join(off)}" if off else "on")
 
 
-def conntrack(high_water: float) -> Check:
-    """The connection-tracking table below its high-water mark: past it new flows are dropped."""
+def conntrack_table() -> tuple[int, int] | None:
+    """(entries, size) of the kernel's connection-tracking table; None when nf_conntrack is not loaded."""
     count, limit = (
         _read(PROC_SYS / "netfilter/nf_conntrack_count"),
         _read(PROC_SYS / "netfilter/nf_conntrack_max"),
     )
     if count is None or limit is None:
+        return None
+    return int(count), int(limit)
+
+
+def conntrack(high_water: float) -> Check:
+    """The connection-tracking table below its high-water mark: past it new flows are dropped."""
+    table = conntrack_table()
+    if table is None:
         return Check("conntrack", False, "nf_conntrack not loaded")
-    used, cap = int(count), int(limit)
+    used, cap = table
     ok = cap == 0 or used < high_water * cap
     return Check("conntrack", ok, f"{used} of {cap} entries")
 

@@ -7,6 +7,7 @@ import argparse
 import json
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -60,13 +61,32 @@ def _history(cfg_path: Path, as_json: bool, last: int) -> int:
     return 0
 
 
-def _status(cfg_path: Path) -> int:
-    state_dir = _state_dir(cfg_path)
-    data: dict[str, Any] = status.read(state_dir) or {
-        "state": VrrpState.UNKNOWN,
-        "error": f"no status in {state_dir}",
-    }
-    print(json.dumps(data, indent=2, sort_keys=True))
+def _status(cfg_path: Path, as_json: bool) -> int:
+    """What the live endpoint serves (`/status`, `/healthz`); status.json when the agent does not answer."""
+    cfg = AgentConfig.load(cfg_path) if cfg_path.exists() else None
+    live = healthz = None
+    if cfg is not None and cfg.listen_address is not None and cfg.listen_port:
+        live = status.fetch(str(cfg.listen_address), cfg.listen_port, "/status")
+        healthz = status.fetch(str(cfg.listen_address), cfg.listen_port, "/healthz")
+    state_dir = cfg.state_dir if cfg is not None else _state_dir(cfg_path)
+    data: dict[str, Any] = (
+        live
+        or status.read(state_dir)
+        or {
+            "state": VrrpState.UNKNOWN,
+            "error": f"no status in {state_dir}",
+        }
+    )
+    if as_json:
+        print(json.dumps(data | ({"healthz": healthz} if healthz else {}), indent=2, sort_keys=True))
+    elif "error" in data:
+        print(f"natgw-ha-agent status: {data['error']}", file=sys.stderr)
+    else:
+        print(status.render(data, healthz))
+        if live is None:
+            written = data.get("updated_at_unix")
+            when = f", written {time.time() - written:.0f} s ago" if written else ""
+            print(f"(the agent does not answer: this is {state_dir / status.FILE}{when})")
     return 0 if "error" not in data else 1
 
 
@@ -127,8 +147,9 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument(
             "--dry-run", action="store_true", help="observe and log what would change; change nothing"
         )
-    p = sub.add_parser("status", help="print the agent's state as JSON")
+    p = sub.add_parser("status", help="print what the agent's endpoint serves (/status, /healthz)")
     p.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    p.add_argument("--json", action="store_true", help="the status (and /healthz) as JSON")
     p = sub.add_parser("history", help="print the transitions, takeovers and repairs, oldest first")
     p.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
     p.add_argument("--json", action="store_true", help="the events as JSON instead of a table")
@@ -175,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     log.setup()
     try:
         if args.command == "status":
-            return _status(args.config)
+            return _status(args.config, args.json)
         if args.command == "history":
             return _history(args.config, args.json, args.last)
         cfg = AgentConfig.load(args.config)

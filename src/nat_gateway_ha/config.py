@@ -226,6 +226,31 @@ def _documented_limits() -> dict[str, ApiLimit]:
     return out
 
 
+class CloudWatchConfig(StrictModel):
+    """CloudWatch metrics for the pair (nat_gateway_ha.cloudwatch): off unless asked for, because they cost
+    money and the instance role then needs cloudwatch:PutMetricData (for this namespace only)."""
+
+    enabled: bool = Field(False, description="Publish the pair's metrics to CloudWatch.")
+    namespace: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_./#:-]{0,254}$")] = Field(
+        "NatGatewayHA",
+        description="The metrics' namespace; the IAM policy allows PutMetricData to this one only "
+        "(it may not start with AWS/).",
+    )
+    interval: Annotated[float, Field(ge=10, le=300)] = Field(
+        60.0, description="Seconds between puts (10-300); a takeover or health change puts within 2 s."
+    )
+    endpoint_url: Url | None = Field(
+        None,
+        description="Another CloudWatch endpoint (an interface VPC endpoint's URL, or a lab's emulator).",
+    )
+
+    @model_validator(mode="after")
+    def _not_aws(self) -> CloudWatchConfig:
+        if self.namespace.startswith("AWS/"):
+            raise ValueError("namespace: AWS/ is reserved for AWS's own metrics")
+        return self
+
+
 class AgentTunables(StrictModel):
     """The agent options a pair may tune under `agent`; the inventory gives the other AgentConfig fields."""
 
@@ -290,6 +315,10 @@ class AgentTunables(StrictModel):
         "taking back what a peer claiming at the same moment moved after its verification (EC2 has no "
         "compare-and-swap). Delays only the claim's verdict, not the data path; 0: no second look.",
     )
+    cloudwatch: CloudWatchConfig = Field(
+        default_factory=CloudWatchConfig,
+        description="CloudWatch metrics for the pair: `{enabled: true}` turns them on (see the README).",
+    )
     # The inventory allows only paths under fields.MetricsPath's prefixes (rule agent_paths_are_allowed).
     metrics_textfile: Path | None = Field(
         None,
@@ -342,8 +371,10 @@ class AgentConfig(AgentTunables):
     @model_validator(mode="after")
     def _secure_endpoints(self) -> AgentConfig:
         if not self.insecure_endpoints:
-            for field in ("endpoint_url", "imds_url"):
-                if why := insecure_endpoint(field, getattr(self, field)):
+            urls = {"endpoint_url": self.endpoint_url, "imds_url": self.imds_url}
+            urls["cloudwatch.endpoint_url"] = self.cloudwatch.endpoint_url
+            for field, url in urls.items():
+                if why := insecure_endpoint(field, url):
                     raise ValueError(f"{field}: {why}")
         return self
 

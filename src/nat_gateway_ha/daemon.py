@@ -14,18 +14,17 @@ import select
 import threading
 import time
 from datetime import UTC, datetime
-from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from nat_gateway_ha import history, log, metrics, peers, status
+from nat_gateway_ha import history, log, peers, status
 from nat_gateway_ha.config import AgentConfig
-from nat_gateway_ha.endpoint import Endpoint, Route
 from nat_gateway_ha.fifo import Event, for_instance
 from nat_gateway_ha.flows import Flows
 from nat_gateway_ha.health import Health, make_health
 from nat_gateway_ha.keepalived import keepalived_alive, open_fifo
 from nat_gateway_ha.ownership import Result
+from nat_gateway_ha.reports import Reports
 from nat_gateway_ha.states import RECLAIM, VrrpState
 from nat_gateway_ha.status import AgentStatus
 from nat_gateway_ha.takeover import Cloud
@@ -92,6 +91,7 @@ class Agent:
             "health": {},
         }
         self._progress_at = 0.0
+        self.reports = Reports(self)
 
     def _still_elected(self) -> bool:
         """No newer keepalived line that takes MASTER away waits to be handled."""
@@ -205,6 +205,7 @@ class Agent:
         summary = result.summary() | {"started_at": started, "reason": reason}
         self.status["last_takeover"] = summary
         history.record_result(self.cfg.state_dir, "takeover", reason, summary)
+        self.reports.metrics.takeover(reason, result.converged, result.duration)
         if result.converged:
             self.status["takeovers_converged"] += 1
         else:
@@ -230,6 +231,7 @@ class Agent:
         self.last_result = result
         if result.done:
             self.status["repairs"] += 1
+            self.reports.metrics.repair()
             history.record_result(self.cfg.state_dir, "repair", "drift", result.summary())
             log.warning(
                 "drift_repaired", changed=len(result.done), actions=" ".join(str(a) for a in result.done)
@@ -286,10 +288,7 @@ class Agent:
         self.status["health"] = self.health.snapshot()
         try:
             status.write(self.cfg.state_dir, self.status)
-            if self.cfg.metrics_textfile is not None:
-                metrics.write(
-                    self.cfg.metrics_textfile, metrics.render(self.cfg.pair, self.cfg.host, self.status)
-                )
+            self.reports.published()
         except OSError as err:
             log.error("status_write_failed", error=str(err))
 
@@ -334,43 +333,6 @@ class Agent:
         with self._cond:
             self._cond.notify_all()  # the worker may be waiting for the next event
 
-    # -- the endpoint ---------------------------------------------------------------------------------
-    def healthz(self) -> tuple[int, dict[str, Any]]:
-        """200 when this gateway can do its job; the body says why not otherwise."""
-        problems = []
-        if not keepalived_alive(self.cfg.keepalived_pidfile):
-            problems.append("keepalived is not running")
-        snap = self.health.snapshot()
-        problems += [f"{c['name']}: {c['detail']}" for c in snap["checks"] if not c["ok"]]
-        if snap["fault"] and not problems:
-            problems.append(f"held down after an upstream failure ({snap['upstream_detail']})")
-        if self.status["split_brain"]:
-            problems.append("split brain: a peer holds " + ", ".join(self.status["contested"][:5]))
-        body = {"ok": not problems, "problems": problems, "state": self.state, "owner": self.status["owner"]}
-        return (200 if not problems else 503), body
-
-    def peer_view(self) -> tuple[int, dict[str, Any]]:
-        """What a peer asks before it steps down for an upstream failure: could this gateway take over?"""
-        eligible = self.health.eligible() and keepalived_alive(self.cfg.keepalived_pidfile)
-        return 200, {"host": self.cfg.host, "state": self.state, "eligible": eligible}
-
-    def _serve(self) -> Endpoint | None:
-        if self.cfg.listen_address is None or not self.cfg.listen_port:
-            return None
-        routes: dict[str, Route] = {
-            "/healthz": self.healthz,
-            "/status": lambda: (200, {**self.status, "health": self.health.snapshot()}),
-            "/peer": self.peer_view,
-            "/metrics": lambda: (200, metrics.render(self.cfg.pair, self.cfg.host, self.status)),
-        }
-        try:
-            endpoint = Endpoint(str(self.cfg.listen_address), self.cfg.listen_port, routes)
-        except OSError as err:
-            log.error("endpoint_failed", address=str(self.cfg.listen_address), error=str(err))
-            return None
-        endpoint.serve_in_background()
-        return endpoint
-
     def run(self, fifo_fd: int | None = None) -> None:
         """Serve until stop(): a reader thread on the FIFO and the worker on this thread."""
         fd = open_fifo(self.cfg.fifo_path) if fifo_fd is None else fifo_fd
@@ -378,7 +340,7 @@ class Agent:
         reader.start()
         if self.health.fault is None:
             self.health.start()
-        endpoint = self._serve()
+        self.reports.start()
         log.info(
             "agent_started", pair=self.cfg.pair, host=self.cfg.host, state=self.state, fifo=self.cfg.fifo_path
         )
@@ -387,9 +349,7 @@ class Agent:
         finally:
             self._stop.set()
             self.health.stop()
-            if endpoint is not None:
-                endpoint.shutdown()
-                endpoint.server_close()
+            self.reports.stop()
             reader.join(timeout=2)
             if fifo_fd is None:
                 os.close(fd)

@@ -14,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from nat_gateway_ha import log
+from nat_gateway_ha.metrics import CONTENT_TYPE
 
 Route = Callable[[], tuple[int, dict[str, Any] | str]]  # status code and JSON body, or text
 
@@ -34,7 +35,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send(self, code: int, body: dict[str, Any] | str) -> None:
         if isinstance(body, str):  # Prometheus' text exposition format
-            data, kind = body.encode(), "text/plain; version=0.0.4; charset=utf-8"
+            data, kind = body.encode(), CONTENT_TYPE
         else:
             data, kind = (json.dumps(body, sort_keys=True, default=str) + "\n").encode(), "application/json"
         self.send_response(code)

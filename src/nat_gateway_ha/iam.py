@@ -193,6 +193,17 @@ def policy(
             **where.vpc_condition(),
         },
     ]
+    if cfg.cloudwatch.enabled:
+        # PutMetricData has no resource type: the namespace condition is what keeps it to this pair's.
+        statements.append(
+            {
+                "Sid": "PublishMetrics",
+                "Effect": "Allow",
+                "Action": ["cloudwatch:PutMetricData"],
+                "Resource": "*",
+                "Condition": {"StringEquals": {"cloudwatch:namespace": cfg.cloudwatch.namespace}},
+            }
+        )
     return {"Version": "2012-10-17", "Statement": statements}
 
 

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from nat_gateway_ha import status as agent_status
 from nat_gateway_ha_lab import (
     baseroot,
     containers,
@@ -174,6 +175,16 @@ def status(wait: float = 0.0) -> int:
     for line in host_lines(lab.vip_holders):
         print(line)
     print(lab.render())
+    for gw in topo.gateways():  # what each agent's endpoint serves, as `natgw-ha-agent status` prints it
+        live = state.agent_status(gw.name)
+        print(
+            "\n"
+            + (
+                agent_status.render(live, state.agent_status(gw.name, "/healthz"))
+                if live
+                else f"{gw.name}: the agent's endpoint does not answer"
+            )
+        )
     return 0 if lab.healthy else 1
 
 

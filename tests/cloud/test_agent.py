@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import os
 import random
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import boto3
 import pytest
 
 from nat_gateway_ha import status
@@ -17,8 +19,8 @@ from nat_gateway_ha.cli import main
 from nat_gateway_ha.daemon import Agent
 from nat_gateway_ha.endpoint import Endpoint
 from nat_gateway_ha.keepalived import initial_state
-from nat_gateway_ha_lab import cloud
-from support import eip_target, peers_of, route_targets
+from nat_gateway_ha_lab import cloud, topology
+from support import cloudwatch_stat, eip_target, peers_of, route_targets, sample, scrape
 
 
 def _wait(cond: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -193,13 +195,17 @@ def test_metrics_textfile(inprocess_world, running, tmp_path) -> None:
     prom = tmp_path / "natgw.prom"
     _agent, write = running(inprocess_world, "gw2", metrics_textfile=str(prom))
     write('INSTANCE "VI_1" MASTER 150')
-    _wait(lambda: prom.exists() and 'natgw_ha_owner{pair="lab",host="gw2"} 1' in prom.read_text())
-    text = prom.read_text()
-    assert 'natgw_ha_state{pair="lab",host="gw2",state="MASTER"} 1' in text
-    assert 'natgw_ha_takeovers_total{pair="lab",host="gw2",result="converged"} 1' in text
-    assert 'natgw_ha_takeover_moved{pair="lab",host="gw2"} 6' in text
-    assert 'natgw_ha_takeover_planned{pair="lab",host="gw2"} 6' in text
-    assert 'natgw_ha_takeover_in_progress{pair="lab",host="gw2"} 0' in text
+    _wait(lambda: prom.exists() and sample(scrape(prom.read_text()), "natgw_ha_owner") == 1)
+    got = scrape(prom.read_text())
+    assert sample(got, "natgw_ha_state", pair="lab", host="gw2", state="MASTER") == 1
+    assert sample(got, "natgw_ha_takeovers_total", reason="MASTER", result="converged") == 1
+    assert sample(got, "natgw_ha_takeovers_total", reason="MASTER", result="failed") == 0
+    assert sample(got, "natgw_ha_takeover_duration_seconds_count") == 1
+    assert sample(got, "natgw_ha_takeover_moved") == 6 and sample(got, "natgw_ha_takeover_planned") == 6
+    assert sample(got, "natgw_ha_takeover_in_progress") == 0
+    assert sample(got, "natgw_ha_cloud_calls_total", api="ReplaceRoute", code="ok") == 5
+    assert sample(got, "natgw_ha_cloud_calls_total", api="AssociateAddress", code="ok") == 1
+    assert 0 <= sample(got, "natgw_ha_last_verified_age_seconds") < 60
 
 
 def test_cli_status_and_claim(inprocess_world, connect_as, capsys) -> None:
@@ -211,11 +217,35 @@ def test_cli_status_and_claim(inprocess_world, connect_as, capsys) -> None:
     assert json.loads(capsys.readouterr().out)["planned"]
     assert main(["claim", "--config", str(path)]) == 0
     assert json.loads(capsys.readouterr().out)["converged"] is True
-    assert main(["status", "--config", str(path)]) == 1  # no agent has written a status yet
+    assert main(["status", "--json", "--config", str(path)]) == 1  # no agent has written a status yet
     assert json.loads(capsys.readouterr().out)["state"] == "UNKNOWN"
-    status.write(c.cfg.state_dir, {"state": "BACKUP"})
-    assert main(["status", "--config", str(path)]) == 0
+    status.write(c.cfg.state_dir, {"pair": "lab", "host": "gw2", "state": "BACKUP"})
+    assert main(["status", "--json", "--config", str(path)]) == 0
     assert json.loads(capsys.readouterr().out)["state"] == "BACKUP"
+    assert main(["status", "--config", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("lab/gw2: BACKUP, not owner (not master)") and "does not answer" in out
+
+
+def test_cli_status_prints_what_the_live_endpoint_serves(inprocess_world, running, capsys) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    agent, write = running(inprocess_world, "gw2", listen_address="127.0.0.1", listen_port=port)
+    write('INSTANCE "VI_1" MASTER 150')
+    _wait(lambda: agent.status["owner"] is True)
+    path = agent.cfg.state_dir.parent / "agent.json"
+    path.write_text(agent.cfg.model_dump_json())
+    assert main(["status", "--config", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("lab/gw2: MASTER, owner (verified), verified 0 s ago"), out
+    # The test machine is no gateway: the data-path checks fail, and the endpoint's /healthz says which.
+    assert "health:        NOT ok\n  - link_eth1: no interface eth1" in out, out
+    assert "last takeover: " in out and "(MASTER)" in out and "converged" in out
+    assert "does not answer" not in out
+    assert main(["status", "--json", "--config", str(path)]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["owner"] is True and data["healthz"]["ok"] is False
 
 
 def test_half_moved_cloud_is_repaired_by_the_agent_without_a_new_event(
@@ -297,8 +327,9 @@ def test_a_peer_claim_is_not_fought_but_reported_as_split_brain(
         assert cloud.mutating_calls() == [], "the earlier master took the cloud back: a fight"
         assert eip_target(inprocess_world.ec2)[0] == inprocess_world.eni("gw1", "eth0")
         assert agent.status["owner"] is False and agent.status["contested"]
-        text = agent.cfg.metrics_textfile.read_text()
-        assert 'natgw_ha_split_brain{pair="lab",host="gw2"} 1' in text
+        got = scrape(agent.cfg.metrics_textfile.read_text())
+        assert sample(got, "natgw_ha_split_brain", pair="lab", host="gw2") == 1
+        assert sample(got, "natgw_ha_healthy") == 0, "a split brain turns /healthz red"
         peer_says["state"] = "BACKUP"  # the heal, with no MASTER_RX_LOWER_PRI line (the peer yielded first)
         _wait(lambda: agent.status["owner"] is True and agent.status["split_brain"] is False, timeout=5)
         assert eip_target(inprocess_world.ec2)[0] == inprocess_world.eni("gw2", "eth0")
@@ -430,3 +461,41 @@ def test_history_keeps_the_transition_the_takeover_and_a_repair(inprocess_world,
     assert "takeover" in lines[2] and "converged" in lines[2] and f"{takeover['changed']}/" in lines[2]
     assert main(["history", "--config", str(config), "--json", "--last", "1"]) == 0
     assert [e["event"] for e in json.loads(capsys.readouterr().out)] == [kinds[-1]]
+
+
+def _cloudwatch_stat(metric: str, stat: str, **dims: str) -> float | None:
+    return cloudwatch_stat(boto3.client("cloudwatch", region_name=topology.REGION), metric, stat, **dims)
+
+
+def test_cloudwatch_gets_the_pairs_metrics_after_a_takeover(inprocess_world, running) -> None:
+    agent, write = running(inprocess_world, "gw2", cloudwatch={"enabled": True, "interval": 10})
+    publisher = agent.reports.cloudwatch
+    assert publisher is not None
+    write('INSTANCE "VI_1" MASTER 150')
+    _wait(lambda: agent.status["owner"] is True)
+    _wait(lambda: _cloudwatch_stat("Owner", "Maximum", Pair="lab") == 1.0, timeout=10)
+    assert _cloudwatch_stat("Takeovers", "Sum", Pair="lab") == 1.0
+    assert _cloudwatch_stat("TakeoverFailures", "Sum", Pair="lab") == 0.0
+    assert _cloudwatch_stat("SplitBrain", "Maximum", Pair="lab") == 0.0
+    assert _cloudwatch_stat("Owner", "Maximum", Pair="lab", Host="gw2") == 1.0
+    assert _cloudwatch_stat("Healthy", "Minimum", Pair="lab", Host="gw2") is not None
+    assert (_cloudwatch_stat("TakeoverSeconds", "Maximum", Pair="lab") or 0) > 0
+    assert publisher.failures == 0
+
+
+def test_a_hanging_cloudwatch_never_holds_a_takeover_up(inprocess_world, running) -> None:
+    """CloudWatch accepts the connection and never answers: the takeover converges while the put waits."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)  # never accepted: connects succeed, answers never come
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        agent, write = running(
+            inprocess_world, "gw2", cloudwatch={"enabled": True, "interval": 10, "endpoint_url": url}
+        )
+        publisher = agent.reports.cloudwatch
+        assert publisher is not None
+        write('INSTANCE "VI_1" MASTER 150')
+        _wait(lambda: agent.status["owner"] is True)
+        assert publisher.puts == 0 and publisher.failures == 0, "the put was meant to be still waiting"
+        _wait(lambda: publisher.failures >= 1, timeout=15)
+    assert agent.status["owner"] is True and agent.status["takeovers_converged"] == 1

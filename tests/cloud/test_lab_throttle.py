@@ -11,9 +11,10 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from nat_gateway_ha.ec2_limits import Limit
+from nat_gateway_ha.metrics import Metrics
 from nat_gateway_ha_lab import cloud, topology
 from nat_gateway_ha_lab.throttle import SETUP_KEY, Throttle
-from support import test_client
+from support import sample, scrape, test_client
 
 TIGHT = {
     "DescribeVpcs": Limit(3, 0.01),
@@ -136,3 +137,15 @@ def test_on_by_default_and_off_by_env(monkeypatch: pytest.MonkeyPatch, inprocess
     finally:
         on.stop()
         off.stop()
+
+
+def test_the_agents_metrics_count_every_throttled_attempt(tight: cloud.ServerHandle) -> None:
+    m = Metrics("p", "gw1", lambda: None)
+    ec2 = _client(tight.url, attempts=3)
+    m.attach(ec2)
+    for _ in range(3):
+        ec2.describe_vpcs()
+    _refused(ec2.describe_vpcs)  # three attempts, each refused
+    got = scrape(m.text())
+    assert sample(got, "natgw_ha_cloud_calls_total", api="DescribeVpcs", code="ok") == 3
+    assert sample(got, "natgw_ha_cloud_calls_total", api="DescribeVpcs", code="RequestLimitExceeded") == 3

@@ -63,6 +63,7 @@ class Case:
     fault: str
     moves: int  # EIP moves the fault deserves
     run: Callable[[faults.Fault, str], None] | None = None  # inject-to-restore, when not the plain one
+    red: bool = False  # while the fault lasts the old master cannot serve: its /healthz must say so
 
 
 def _partition(fault: faults.Fault, master: str) -> None:
@@ -150,18 +151,29 @@ def _outage_for_both(fault: faults.Fault, master: str) -> None:
     fault.restore(master)
 
 
+def _healthz_shows_who_cannot_serve(fault: str, master: str) -> None:
+    """The fault is visible where a probe looks: the faulted gateway's /healthz is red (or, powered off,
+    silent) and the new master's is green."""
+    old, new = state.agent_status(master, "/healthz"), state.agent_status(_peer(master), "/healthz")
+    if fault == "power-off":
+        assert old is None, f"a powered-off gateway answered: {old}"
+    else:
+        assert old is not None and old["ok"] is False, f"{fault}: /healthz on {master} says {old}"
+    assert new is not None and new["ok"] is True, f"{fault}: /healthz on the new master says {new}"
+
+
 CASES = [
-    Case("stop", 1),
-    Case("sigkill", 1),
+    Case("stop", 1, red=True),
+    Case("sigkill", 1, red=True),
     Case("agent-sigkill", 0),
-    Case("power-off", 1),
-    Case("lan-down", 1),
-    Case("wan-down", 1),
-    Case("nat-flushed", 1),
-    Case("forwarding-off", 1),
-    Case("conntrack-full", 1),
-    Case("restart-storm", 1),
-    Case("upstream-down", 1),
+    Case("power-off", 1, red=True),
+    Case("lan-down", 1, red=True),
+    Case("wan-down", 1, red=True),
+    Case("nat-flushed", 1, red=True),
+    Case("forwarding-off", 1, red=True),
+    Case("conntrack-full", 1, red=True),
+    Case("restart-storm", 1),  # over by the time the pair settles: the old master is a healthy backup
+    Case("upstream-down", 1, red=True),
     Case("vrrp-partition", -1, _partition),
     Case("api-unreachable", 1, _api_down_across_failover),
     Case("api-path-lost", 1, _backup_without_api_path),
@@ -202,6 +214,8 @@ def test_fault_ends_with_one_owner_and_working_egress(case: Case, healthy_lab: s
             end = _healthy()
             assert len(moves) == case.moves, f"{case.fault}: expected {case.moves} move(s), saw {moves}"
             assert end.vrrp_master == (_peer(master) if case.moves else master)
+            if case.red:
+                _healthz_shows_who_cannot_serve(case.fault, master)
         finally:
             restored = time.time()
             fault.restore(master)

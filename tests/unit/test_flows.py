@@ -11,6 +11,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import boto3
+
 from nat_gateway_ha.config import AgentConfig
 from nat_gateway_ha.daemon import Agent
 from nat_gateway_ha.fifo import Event
@@ -51,6 +53,9 @@ class _Cloud:
         self.log = log
         self.target = SimpleNamespace(wins_conflicts=True)
         self.pacer = None
+        self.ec2 = boto3.client(
+            "ec2", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x"
+        )
 
     def takeover(self, dry_run: bool = False, claim: bool = False, **_: Any) -> Result:
         with self.log.open("a") as f:

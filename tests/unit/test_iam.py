@@ -194,12 +194,35 @@ def test_provisioning_policy_only_the_pairs_enis() -> None:
         iam.provisioning_policy(account=ACCOUNT, region=REGION, eni_ids=[])
 
 
-@pytest.mark.parametrize("which", ["policy", "provisioning_policy"])
+def _put_metrics(namespace: str) -> Request:
+    return Request("cloudwatch:PutMetricData", [Resource("*", {"cloudwatch:namespace": namespace})])
+
+
+def test_cloudwatch_rights_only_when_enabled_and_only_for_its_namespace(tmp_path) -> None:
+    assert not allowed(_policy(tmp_path), _put_metrics("NatGatewayHA"))
+    doc = iam.policy(
+        _cfg(tmp_path, cloudwatch={"enabled": True, "namespace": "Net/NatGW"}),
+        account=ACCOUNT,
+        vpc_id=VPC,
+        route_table_ids=TABLES,
+        eni_ids=WAN,
+    )
+    assert allowed(doc, _put_metrics("Net/NatGW"))
+    assert not allowed(doc, _put_metrics("NatGatewayHA"))
+    assert not allowed(doc, _put_metrics("AWS/EC2"))
+    assert [r for r in TAKEOVER if not allowed(doc, r)] == []  # nothing else changed
+    assert not allowed(doc, Request("cloudwatch:PutMetricAlarm", [ANYWHERE]))
+
+
+@pytest.mark.parametrize("which", ["policy", "policy_cloudwatch", "provisioning_policy"])
 def test_parliament_finds_nothing(tmp_path, which: str) -> None:
     """Duo Labs' linter, community auditors included. Describe* on "*" draws no RESOURCE_STAR: parliament
     knows those actions have no resource type, so nothing is filtered out."""
     if which == "policy":
         doc = _policy(tmp_path)
+    elif which == "policy_cloudwatch":
+        cfg = _cfg(tmp_path, cloudwatch={"enabled": True})
+        doc = iam.policy(cfg, account=ACCOUNT, vpc_id=VPC, route_table_ids=TABLES, eni_ids=WAN)
     else:
         doc = iam.provisioning_policy(account=ACCOUNT, region=REGION, vpc_id=VPC, eni_ids=[*WAN, *LAN])
     found = parliament.analyze_policy_string(json.dumps(doc), include_community_auditors=True).findings
