@@ -134,14 +134,60 @@ def config(
     return AgentConfig.model_validate(base | overrides)
 
 
-def measure(n_tables: int, runs: int, proc: CloudProcess, tmp: Path) -> list[float]:
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+PROBE_EVERY = 0.02  # seconds between the probe's requests: 50 a second, far above any real scraper
+
+
+def probe(port: int) -> None:
+    """The probe process (a monitoring system is not in the agent's process): /healthz and /metrics in
+    turn every PROBE_EVERY s until stdin closes; prints "start-monotonic seconds" per answer."""
+    import select
+    import urllib.error
+    import urllib.request
+
+    while not select.select([sys.stdin], [], [], PROBE_EVERY)[0]:
+        for path in ("/healthz", "/metrics"):
+            t0 = time.monotonic()
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
+                    r.read()
+            except urllib.error.HTTPError as err:  # /healthz is 503 here: no keepalived, no data path
+                err.read()
+            print(f"{t0:.6f} {time.monotonic() - t0:.6f}", flush=True)
+
+
+def _during(answers: str, windows: list[tuple[float, float]]) -> list[float]:
+    """The probe's answer times whose request started and ended inside a takeover."""
+    out = []
+    for line in answers.splitlines():
+        t0, dt = (float(x) for x in line.split())
+        if any(a <= t0 and t0 + dt <= b for a, b in windows):
+            out.append(dt)
+    return out
+
+
+def measure(
+    n_tables: int, runs: int, proc: CloudProcess, tmp: Path, endpoint: bool = False
+) -> tuple[list[float], list[float]]:
+    """Takeover times; with `endpoint`, the agent serves its endpoint and a probe hammers it throughout,
+    and the endpoint's answer times during takeovers come back too."""
     from types import SimpleNamespace
 
     raw = proc.ask(f"seed {n_tables}")
     state = SimpleNamespace(eip_allocation_id=raw["eip_allocation_id"])
     tables = [*raw["private_route_tables"].values(), *raw["extra_route_tables"]][:n_tables]
     clouds = {}
-    unpaced = {"api_pacing": False}  # an unthrottled cloud: the agent's own latency, not EC2's buckets
+    unpaced: dict[str, Any] = {"api_pacing": False}  # unthrottled: the agent's own latency, not EC2's buckets
+    port = _free_port()
+    if endpoint:
+        unpaced |= {"listen_address": "127.0.0.1", "listen_port": port}
     for host in ("gw1", "gw2"):
         proc.ask(f"imds {raw['instances'][host]['instance_id']}")
         clouds[host] = connect(config(host, state, tables, proc.url, proc.imds_url, tmp, **unpaced))
@@ -159,17 +205,25 @@ def measure(n_tables: int, runs: int, proc: CloudProcess, tmp: Path) -> list[flo
     while not agent.cfg.fifo_path.exists():
         time.sleep(0.01)
     fd = os.open(agent.cfg.fifo_path, os.O_WRONLY)
-    samples = []
+    samples: list[float] = []
+    windows: list[tuple[float, float]] = []
+    prober = None
+    if endpoint:
+        import subprocess
+
+        cmd = [sys.executable, __file__, "--probe", str(port)]
+        prober = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         for _ in range(runs):
             assert clouds["gw1"].takeover().converged  # gw1 owns everything again
             gw2.observe()  # keep the agent's connections as warm as a reconciling agent's
             before = agent.takeovers
             last_ok[0] = 0.0
-            start = time.perf_counter()
+            start, began = time.perf_counter(), time.monotonic()
             os.write(fd, b'INSTANCE "VI_1" MASTER 150\n')
             while agent.takeovers == before:
                 time.sleep(0.001)
+            windows.append((began, time.monotonic()))
             result = agent.status["last_takeover"]
             if result is None or not result["converged"] or result["changed"] != n_tables + 1:
                 raise SystemExit(f"takeover with {n_tables} tables did not converge: {result}")
@@ -178,12 +232,13 @@ def measure(n_tables: int, runs: int, proc: CloudProcess, tmp: Path) -> list[flo
             while agent.state != "BACKUP":
                 time.sleep(0.001)
     finally:
+        answers = prober.communicate(timeout=30)[0] if prober is not None else ""
         agent.stop()
         thread.join(timeout=5)
         os.close(fd)
         for c in clouds.values():
             c.close()
-    return samples
+    return samples, _during(answers, windows)
 
 
 def main() -> int:
@@ -192,7 +247,11 @@ def main() -> int:
     parser.add_argument("--tables", default="1,5,50,100,200")
     parser.add_argument("--serve-cloud", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--throttle", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--probe", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.probe:
+        probe(args.probe)
+        return 0
     if args.serve_cloud:
         serve_cloud(args.throttle)
         return 0
@@ -202,15 +261,25 @@ def main() -> int:
     print(
         f"agent takeover: MASTER line -> last successful API response (moto server process, {args.runs} runs)"
     )
-    print(f"{'tables':>6} {'median s':>9} {'min s':>7} {'max s':>7} {'IQR s':>7} {'goal s':>7}")
+    print("endpoint off / on: on, a probe process asks /healthz and /metrics 50 times a second each; the")
+    print("answers that a takeover spanned, and how long they took (goal < 10 ms; the takeover no slower)")
+    head = f"{'tables':>6} {'median s':>9} {'min s':>7} {'max s':>7} {'IQR s':>7} {'goal s':>7}"
+    print(f"{head} {'on: median s':>12} {'answers':>7} {'p50 ms':>6} {'p99 ms':>6} {'max ms':>6}")
     try:
         with tempfile.TemporaryDirectory(prefix="natgw-bench-") as tmp:
             for n in (int(x) for x in args.tables.split(",")):
-                s = sorted(measure(n, args.runs, proc, Path(tmp) / str(n)))
+                s = sorted(measure(n, args.runs, proc, Path(tmp) / f"{n}-off")[0])
+                on, during = measure(n, args.runs, proc, Path(tmp) / f"{n}-on", endpoint=True)
                 q = statistics.quantiles(s, n=4) if len(s) >= 2 else [s[0], s[0], s[0]]
                 goal = f"{goals[n]:.2f}" if n in goals else "-"
                 med, iqr = statistics.median(s), q[2] - q[0]
-                print(f"{n:>6} {med:>9.3f} {s[0]:>7.3f} {s[-1]:>7.3f} {iqr:>7.3f} {goal:>7}")
+                ms = sorted(1000 * d for d in during) or [float("nan")]
+                p99 = ms[min(len(ms) - 1, int(0.99 * len(ms)))]
+                print(
+                    f"{n:>6} {med:>9.3f} {s[0]:>7.3f} {s[-1]:>7.3f} {iqr:>7.3f} {goal:>7} "
+                    f"{statistics.median(on):>12.3f} {len(during):>7} {statistics.median(ms):>6.1f} "
+                    f"{p99:>6.1f} {ms[-1]:>6.1f}"
+                )
                 sys.stdout.flush()
     finally:
         proc.stop()

@@ -171,7 +171,9 @@ CASES = [
     Case("wan-down", 1, red=True),
     Case("nat-flushed", 1, red=True),
     Case("forwarding-off", 1, red=True),
-    Case("conntrack-full", 1, red=True),
+    # A burst, not a lasting load: the old master, BACKUP now, shortens its conntrack timers and the table
+    # drains, so by the time the pair settles it could serve again and /healthz rightly says so.
+    Case("conntrack-full", 1),
     Case("restart-storm", 1),  # over by the time the pair settles: the old master is a healthy backup
     Case("upstream-down", 1, red=True),
     Case("vrrp-partition", -1, _partition),
