@@ -315,6 +315,11 @@ class AgentTunables(StrictModel):
         "taking back what a peer claiming at the same moment moved after its verification (EC2 has no "
         "compare-and-swap). Delays only the claim's verdict, not the data path; 0: no second look.",
     )
+    cloud_check_interval: Annotated[float, Field(ge=0, le=3600)] = Field(
+        60.0,
+        description="Seconds without a successful EC2 call after which an idle gateway (a backup) makes one "
+        "DescribeAddresses, so /healthz turns red when this gateway could not take over; 0: never.",
+    )
     cloudwatch: CloudWatchConfig = Field(
         default_factory=CloudWatchConfig,
         description="CloudWatch metrics for the pair: `{enabled: true}` turns them on (see the README).",

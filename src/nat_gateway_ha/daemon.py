@@ -92,6 +92,7 @@ class Agent:
         }
         self._progress_at = 0.0
         self.reports = Reports(self)
+        self._cloud_checked_at = 0.0
 
     def _still_elected(self) -> bool:
         """No newer keepalived line that takes MASTER away waits to be handled."""
@@ -256,6 +257,19 @@ class Agent:
         except (ClientError, BotoCoreError) as err:
             log.warning("watch_failed", error=str(err).replace("\n", "; "))
 
+    def check_cloud(self) -> None:
+        """Idle: one cheap EC2 call when none succeeded for cloud_check_interval, so /healthz knows whether
+        this gateway could take over (its path to EC2, its credentials) before it has to."""
+        every, now = self.cfg.cloud_check_interval, time.time()
+        due = now - max(self.reports.metrics.cloud_ok_at, self._cloud_checked_at) >= every
+        if not every or not due:
+            return
+        self._cloud_checked_at = now
+        try:
+            self.cloud.ec2.describe_addresses(AllocationIds=[self.cloud.target.eips[0].allocation_id])
+        except (ClientError, BotoCoreError) as err:
+            log.warning("cloud_check_failed", error=str(err).replace("\n", "; "))
+
     def _peers_stood_down(self) -> bool:
         """Every peer answers, and none says MASTER: what a peer holds is then a stale claim."""
         views = peers.states(self.cfg.peers, self.cfg.listen_port, peers.TIMEOUT)
@@ -327,6 +341,8 @@ class Agent:
             elif self.cfg.view_max_age > 0:
                 self.watch()
                 next_reconcile = self._next_watch()
+            else:
+                self.check_cloud()
 
     def stop(self) -> None:
         self._stop.set()

@@ -25,6 +25,8 @@ from prometheus_client import (
 from nat_gateway_ha.states import REPORTED as STATES
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+# Answers that show EC2 serves this gateway: a throttled call reached EC2 and was authorised.
+REACHABLE = frozenset({"ok", "RequestLimitExceeded", "Throttling", "DryRunOperation"})
 # Takeovers take 0.05 s (two tables, unthrottled) to minutes (hundreds of tables at EC2's refill rate).
 DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 
@@ -38,6 +40,8 @@ class Metrics:
         self._conntrack = conntrack
         base = ["pair", "host"]
         self.labels = {"pair": pair, "host": host}
+        self.cloud_ok_at = 0.0  # the last EC2 answer that shows the API serves us (unix time)
+        self.cloud_failed: tuple[float, str] | None = None  # the last call that shows it does not
 
         def gauge(name: str, doc: str, *extra: str) -> Gauge:
             return Gauge(f"natgw_ha_{name}", doc, [*base, *extra], registry=r)
@@ -54,6 +58,9 @@ class Metrics:
         )
         self.healthy = gauge(
             "healthy", "1 when /healthz is 200: keepalived alive, data path healthy, no split."
+        )
+        self.cloud_ok = gauge(
+            "cloud_reachable", "1 unless the last EC2 call failed and none succeeded since."
         )
         self.keepalived_up = gauge("keepalived_up", "1 while this gateway's keepalived runs.")
         self.health_fault = gauge("health_fault", "1 while the data-path checks hold this gateway in FAULT.")
@@ -116,6 +123,18 @@ class Metrics:
         else:
             code = type(caught_exception).__name__ if caught_exception is not None else "unknown"
         self.cloud_call(api, code)
+        if code in REACHABLE:
+            self.cloud_ok_at = time.time()
+        else:
+            self.cloud_failed = (time.time(), f"{api}: {code}")
+
+    def cloud_problem(self) -> str | None:
+        """Why EC2 does not serve this gateway now: its last call failed and none succeeded since."""
+        if self.cloud_failed is None or self.cloud_failed[0] <= self.cloud_ok_at:
+            return None
+        what = self.cloud_failed[1]
+        since = f"since {time.time() - self.cloud_ok_at:.0f} s" if self.cloud_ok_at else "never answered"
+        return f"the EC2 API does not serve this gateway ({what}; {since})"
 
     # -- state ------------------------------------------------------------------------------------------
     def sync(self, status: Mapping[str, Any], healthy: bool, keepalived_up: bool) -> None:
@@ -126,6 +145,7 @@ class Metrics:
         self.split_brain.labels(**lb).set(int(bool(status.get("split_brain"))))
         self.healthy.labels(**lb).set(int(healthy))
         self.keepalived_up.labels(**lb).set(int(keepalived_up))
+        self.cloud_ok.labels(**lb).set(int(self.cloud_problem() is None))
         health = status.get("health") or {}
         self.health_fault.labels(**lb).set(int(bool(health.get("fault"))))
         for check in health.get("checks") or []:

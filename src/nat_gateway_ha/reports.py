@@ -33,7 +33,8 @@ class Reports:
         return {**self.agent.status, "health": self.agent.health.snapshot()}
 
     def healthz(self) -> tuple[int, dict[str, Any]]:
-        """200 when this gateway can do its job; the body says why not otherwise."""
+        """200 when this gateway can do its job (keepalived alive, data path healthy, EC2 serving it); the
+        body says why not otherwise."""
         problems = []
         if not keepalived_alive(self.cfg.keepalived_pidfile):
             problems.append("keepalived is not running")
@@ -41,6 +42,8 @@ class Reports:
         problems += [f"{c['name']}: {c['detail']}" for c in snap["checks"] if not c["ok"]]
         if snap["fault"] and not problems:
             problems.append(f"held down after an upstream failure ({snap['upstream_detail']})")
+        if cloud := self.metrics.cloud_problem():
+            problems.append(cloud)
         status = self.agent.status
         if status["split_brain"]:
             problems.append("split brain: a peer holds " + ", ".join(status["contested"][:5]))

@@ -499,3 +499,24 @@ def test_a_hanging_cloudwatch_never_holds_a_takeover_up(inprocess_world, running
         assert publisher.puts == 0 and publisher.failures == 0, "the put was meant to be still waiting"
         _wait(lambda: publisher.failures >= 1, timeout=15)
     assert agent.status["owner"] is True and agent.status["takeovers_converged"] == 1
+
+
+def test_an_idle_backup_that_ec2_refuses_is_red_until_ec2_serves_it_again(inprocess_world, running) -> None:
+    """/healthz covers the cloud too: a backup whose credentials or path to EC2 broke could not take over,
+    and its own cheap check (cloud_check_interval) says so before a failover would."""
+    agent, _ = running(inprocess_world, "gw2", cloud_check_interval=1)
+    reports = agent.reports
+
+    def cloud_problems() -> list[str]:
+        return [p for p in reports.healthz()[1]["problems"] if "EC2 API" in p]
+
+    time.sleep(1.5)
+    assert cloud_problems() == []
+    denied = cloud.Fault("DescribeAddresses", "UnauthorizedOperation", 403, times=None)
+    with cloud.faults(denied):
+        _wait(lambda: bool(cloud_problems()), timeout=5)
+        assert "DescribeAddresses: UnauthorizedOperation" in cloud_problems()[0]
+        assert reports.healthz()[0] == 503
+        assert sample(scrape(reports.metrics_text()[1]), "natgw_ha_cloud_reachable") == 0
+    _wait(lambda: not cloud_problems(), timeout=5)
+    assert sample(scrape(reports.metrics_text()[1]), "natgw_ha_cloud_reachable") == 1

@@ -109,6 +109,15 @@ def _backup_without_api_path(fault: faults.Fault, master: str) -> None:
     stop = faults.FAULTS["stop"]
     try:
         assert not network_faults.reaches_ec2(backup)
+        # Visible before it matters: the backup's own EC2 check turns its /healthz red.
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            view = state.agent_status(backup, "/healthz") or {}
+            if any("EC2 API" in p for p in view.get("problems", [])):
+                break
+            time.sleep(0.5)
+        else:
+            raise AssertionError(f"the backup without a path to EC2 kept a green /healthz: {view}")
         t0 = time.time()
         stop.inject(master)
         deadline = time.monotonic() + 10
