@@ -201,7 +201,6 @@ class Agent:
         finally:
             self._busy = False
         self._finished(result)
-        self.takeovers += 1
         self.last_result = result
         summary = result.summary() | {"started_at": started, "reason": reason}
         self.status["last_takeover"] = summary
@@ -212,6 +211,7 @@ class Agent:
         else:
             self.status["takeovers_failed"] += 1
         self._verified(result)
+        self.takeovers += 1  # last: whoever waits on the count finds the takeover's status complete
         log_fn = log.info if result.converged else log.error
         log_fn(
             "takeover",

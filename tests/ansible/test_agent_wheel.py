@@ -60,7 +60,11 @@ def test_the_wheel_holds_the_agent_and_not_the_lab(built: tuple[Path, dict[str, 
     assert "natgw-ha-agent = nat_gateway_ha.cli:main" in entry_points and "natgw-lab" not in entry_points
     requires = [line for line in metadata.splitlines() if line.startswith("Requires-Dist:")]
     runtime = [r for r in requires if "extra ==" not in r]
-    assert sorted(r.split()[1].split(">")[0].split("<")[0] for r in runtime) == ["boto3", "pydantic"]
+    assert sorted(r.split()[1].split(">")[0].split("<")[0] for r in runtime) == [
+        "boto3",
+        "prometheus-client",
+        "pydantic",
+    ]
     assert (
         facts["filename"] == Path(facts["path"]).name == f"nat_gateway_ha-{facts['version']}-py3-none-any.whl"
     )
