@@ -231,9 +231,9 @@ class Agent:
         self._finished(result)
         self.last_result = result
         if result.done:
-            self.status["repairs"] += 1
-            self.reports.metrics.repair()
             history.record_result(self.cfg.state_dir, "repair", "drift", result.summary())
+            self.reports.metrics.repair()
+            self.status["repairs"] += 1  # last, as for takeovers: the count says the record is there
             log.warning(
                 "drift_repaired", changed=len(result.done), actions=" ".join(str(a) for a in result.done)
             )
