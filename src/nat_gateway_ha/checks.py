@@ -7,6 +7,7 @@ conntrack table that is full. Each returns a `Check` whose detail says what was 
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import struct
@@ -91,6 +92,24 @@ def nat_ruleset(table: str) -> Check:
     if " snat " not in proc.stdout:
         return Check("nat_ruleset", False, f"table ip {table} has no snat rule")
     return Check("nat_ruleset", True, f"table ip {table} loaded")
+
+
+def vrrp_foreign_dropped(table: str) -> int | None:
+    """VRRP packets the role's nftables table dropped as not from the pair's peers (its `vrrp_foreign`
+    counter); None when the table or the counter is missing."""
+    try:
+        proc = subprocess.run(
+            ["nft", "-j", "list", "counter", "ip", table, "vrrp_foreign"],
+            capture_output=True,
+            text=True,
+            timeout=2,
+            check=False,
+        )
+        items = json.loads(proc.stdout)["nftables"] if proc.returncode == 0 else []
+    except (OSError, subprocess.SubprocessError, ValueError, KeyError, TypeError):
+        return None
+    counters = [i["counter"] for i in items if isinstance(i, dict) and "counter" in i]
+    return int(counters[0]["packets"]) if counters else None
 
 
 def wan_route(wan: str, source: str, probe: str) -> Check:

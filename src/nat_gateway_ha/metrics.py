@@ -25,6 +25,7 @@ from prometheus_client import (
 from nat_gateway_ha.states import REPORTED as STATES
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+READ_EVERY = 1.0  # seconds between reads of the nftables counter, however often the endpoint is asked
 # Answers that show EC2 serves this gateway: a throttled call reached EC2 and was authorised.
 REACHABLE = frozenset({"ok", "RequestLimitExceeded", "Throttling", "DryRunOperation"})
 # Takeovers take 0.05 s (two tables, unthrottled) to minutes (hundreds of tables at EC2's refill rate).
@@ -35,9 +36,17 @@ disable_created_metrics()  # type: ignore[no-untyped-call]
 
 
 class Metrics:
-    def __init__(self, pair: str, host: str, conntrack: Callable[[], tuple[int, int] | None]) -> None:
+    def __init__(
+        self,
+        pair: str,
+        host: str,
+        conntrack: Callable[[], tuple[int, int] | None],
+        vrrp_foreign: Callable[[], int | None] = lambda: None,
+    ) -> None:
         self.registry = r = CollectorRegistry(auto_describe=True)
         self._conntrack = conntrack
+        self._vrrp_foreign = vrrp_foreign
+        self._vrrp_read_at = 0.0  # nft is a process: read its counter at most every READ_EVERY s
         base = ["pair", "host"]
         self.labels = {"pair": pair, "host": host}
         self.cloud_ok_at = 0.0  # the last EC2 answer that shows the API serves us (unix time)
@@ -77,6 +86,10 @@ class Metrics:
         )
         self.verified_age = gauge("last_verified_age_seconds", "Seconds since ownership was last verified.")
         self.conntrack_entries = gauge("conntrack_entries", "Entries in the kernel's conntrack table.")
+        self.vrrp_foreign = gauge(
+            "vrrp_foreign_dropped_packets",
+            "VRRP packets dropped as not from the pair's peers (a kernel counter).",
+        )
         self.conntrack_max = gauge(
             "conntrack_max", "Size of the kernel's conntrack table (nf_conntrack_max)."
         )
@@ -157,6 +170,11 @@ class Metrics:
         verified = float(status.get("verified_at_unix") or 0)
         self.verified_at.labels(**lb).set(verified)
         self.verified_age.labels(**lb).set(round(time.time() - verified, 3) if verified else float("nan"))
+        if time.monotonic() - self._vrrp_read_at >= READ_EVERY:
+            self._vrrp_read_at = time.monotonic()
+            dropped = self._vrrp_foreign()
+            if dropped is not None:
+                self.vrrp_foreign.labels(**lb).set(dropped)
         table = self._conntrack()
         if table is not None:
             self.conntrack_entries.labels(**lb).set(table[0])

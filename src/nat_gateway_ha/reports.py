@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from nat_gateway_ha import cloudwatch, log
-from nat_gateway_ha.checks import conntrack_table
+from nat_gateway_ha.checks import conntrack_table, vrrp_foreign_dropped
 from nat_gateway_ha.endpoint import Endpoint, Route
 from nat_gateway_ha.keepalived import keepalived_alive
 from nat_gateway_ha.metrics import Metrics
@@ -23,7 +23,10 @@ class Reports:
     def __init__(self, agent: Agent) -> None:
         self.agent = agent
         self.cfg = agent.cfg
-        self.metrics = Metrics(agent.cfg.pair, agent.cfg.host, conntrack_table)
+        table = agent.cfg.health.nat_table
+        self.metrics = Metrics(
+            agent.cfg.pair, agent.cfg.host, conntrack_table, lambda: vrrp_foreign_dropped(table)
+        )
         self.metrics.attach(agent.cloud.ec2)
         region = agent.cloud.ec2.meta.region_name
         self.cloudwatch = cloudwatch.publisher(agent.cfg, region, self._cloudwatch_view)

@@ -172,13 +172,18 @@ def eip_moves(since: float, state_dir: Path = STATE_DIR) -> list[str]:
     return out
 
 
-def agent_status(host: str, path: str = "/status") -> dict[str, Any] | None:
-    """A gateway agent's endpoint, asked from inside its own namespace (the LAN address it listens on)."""
+def agent_text(host: str, path: str) -> str:
+    """A gateway agent's endpoint, asked from inside its own namespace (the LAN address it listens on);
+    empty when it does not answer."""
     h = topo.host(host)
     url = f"http://{h.nic('eth1').address}:9587{path}"
-    done = proc.in_netns(h.netns, "curl", "-sS", "-m", "2", url, check=False)
+    return proc.in_netns(h.netns, "curl", "-sS", "-m", "2", url, check=False).stdout
+
+
+def agent_status(host: str, path: str = "/status") -> dict[str, Any] | None:
+    """A JSON document of a gateway agent's endpoint (a red /healthz's too); None when it does not answer."""
     try:
-        data = json.loads(done.stdout)
+        data = json.loads(agent_text(host, path))
     except ValueError:
         return None
     return data if isinstance(data, dict) else None

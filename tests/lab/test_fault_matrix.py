@@ -20,6 +20,7 @@ import pytest
 
 from nat_gateway_ha_lab import faults, network_faults, state
 from nat_gateway_ha_lab import topology as topo
+from support import sample, scrape
 
 pytestmark = [
     pytest.mark.lab,
@@ -171,6 +172,18 @@ def _healthz_shows_who_cannot_serve(fault: str, master: str) -> None:
     assert new is not None and new["ok"] is True, f"{fault}: /healthz on the new master says {new}"
 
 
+def _stranger_is_counted(fault: faults.Fault, master: str) -> None:
+    """A stranger's adverts move nothing, and the master's metrics count them as dropped."""
+
+    def dropped() -> float:
+        return sample(scrape(state.agent_text(master, "/metrics")), "natgw_ha_vrrp_foreign_dropped_packets")
+
+    before = dropped()
+    fault.inject(master)  # returns once the stranger has spoken for its seconds
+    time.sleep(1.5)  # the agent reads the kernel's counter at most once a second
+    assert dropped() > before, "the stranger's adverts were not counted"
+
+
 CASES = [
     Case("stop", 1, red=True),
     Case("sigkill", 1, red=True),
@@ -190,7 +203,7 @@ CASES = [
     Case("api-path-lost", 1, _backup_without_api_path),
     Case("imds-unreachable", 1, _imds_down_at_agent_start),
     Case("upstream-down-both", -1, _outage_for_both),
-    Case("rogue-vrrp", 0),  # a stranger's adverts: no VIP move, no cloud move
+    Case("rogue-vrrp", 0, _stranger_is_counted),  # a stranger's adverts: no VIP move, no cloud move
 ]
 
 

@@ -51,7 +51,7 @@ def test_metrics_are_served_as_prometheus_text(tmp_path: Path) -> None:
 
 
 def test_label_values_are_escaped_and_takeovers_fill_the_histogram() -> None:
-    m = Metrics('pa"ir\\', "gw\n1", lambda: (5, 100))
+    m = Metrics('pa"ir\\', "gw\n1", lambda: (5, 100), lambda: 7)
     m.takeover("MASTER", True, 0.3)
     m.takeover("peer_not_master", False, 40.0)
     m.sync({"state": "MASTER", "owner": True, "verified_at_unix": 0}, healthy=True, keepalived_up=True)
@@ -64,3 +64,4 @@ def test_label_values_are_escaped_and_takeovers_fill_the_histogram() -> None:
     assert sample(got, "natgw_ha_takeover_duration_seconds_count") == 2
     assert sample(got, "natgw_ha_conntrack_entries") == 5 and sample(got, "natgw_ha_conntrack_max") == 100
     assert sample(got, "natgw_ha_owner") == 1 and sample(got, "natgw_ha_healthy") == 1
+    assert sample(got, "natgw_ha_vrrp_foreign_dropped_packets") == 7
