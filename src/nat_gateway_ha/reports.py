@@ -7,6 +7,7 @@ nothing here can slow a takeover: the endpoint and CloudWatch have threads of th
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING, Any
 
 from nat_gateway_ha import cloudwatch, log
@@ -17,6 +18,8 @@ from nat_gateway_ha.metrics import Metrics
 
 if TYPE_CHECKING:
     from nat_gateway_ha.daemon import Agent
+
+BIND_RETRY = 1.0  # seconds between attempts to bind the endpoint
 
 
 class Reports:
@@ -31,6 +34,8 @@ class Reports:
         region = agent.cloud.ec2.meta.region_name
         self.cloudwatch = cloudwatch.publisher(agent.cfg, region, self._cloudwatch_view)
         self._endpoint: Endpoint | None = None
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
 
     def status(self) -> dict[str, Any]:
         return {**self.agent.status, "health": self.agent.health.snapshot()}
@@ -82,23 +87,42 @@ class Reports:
             self.cloudwatch.start()
         if self.cfg.listen_address is None or not self.cfg.listen_port:
             return
+        threading.Thread(target=self._listen, name="endpoint-bind", daemon=True).start()
+
+    def _listen(self) -> None:
+        """Bind the endpoint, again every BIND_RETRY s until it works: right after a restart the port may
+        still be held (the old process going away) or the LAN address not yet up, and a gateway without
+        its endpoint is invisible to its peer and to monitoring for good."""
         routes: dict[str, Route] = {
             "/healthz": self.healthz,
             "/status": lambda: (200, self.status()),
             "/peer": self.peer_view,
             "/metrics": self.metrics_text,
         }
-        try:
-            self._endpoint = Endpoint(str(self.cfg.listen_address), self.cfg.listen_port, routes)
-        except OSError as err:
-            log.error("endpoint_failed", address=str(self.cfg.listen_address), error=str(err))
+        address, failed = str(self.cfg.listen_address), False
+        while not self._stopped.is_set():
+            try:
+                endpoint = Endpoint(address, self.cfg.listen_port, routes)
+            except OSError as err:
+                if not failed:
+                    log.error("endpoint_failed", address=address, error=str(err), retry_every=BIND_RETRY)
+                failed = True
+                self._stopped.wait(BIND_RETRY)
+                continue
+            with self._lock:
+                if self._stopped.is_set():
+                    endpoint.server_close()
+                    return
+                self._endpoint = endpoint
+            endpoint.serve_in_background()
             return
-        self._endpoint.serve_in_background()
 
     def stop(self) -> None:
         if self.cloudwatch is not None:
             self.cloudwatch.stop()
-        if self._endpoint is not None:
-            self._endpoint.shutdown()
-            self._endpoint.server_close()
-            self._endpoint = None
+        with self._lock:
+            self._stopped.set()
+            endpoint, self._endpoint = self._endpoint, None
+        if endpoint is not None:
+            endpoint.shutdown()
+            endpoint.server_close()

@@ -69,6 +69,14 @@ class Prometheus:
     def targets_up(self) -> int:
         return sum(t["health"] == "up" for t in self.api("targets")["activeTargets"])
 
+    def target_errors(self) -> list[str]:
+        """Each target as Prometheus sees it: URL, health and the last scrape's error."""
+        try:
+            targets = self.api("targets")["activeTargets"]
+        except OSError as err:
+            return [f"no answer from Prometheus: {err}"]
+        return [f"{t['scrapeUrl']} {t['health']} {t.get('lastError') or ''}".strip() for t in targets]
+
     def wait(self, what: str, cond: Any, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while True:
@@ -108,11 +116,11 @@ def running(binary: str = "prometheus") -> Iterator[Prometheus]:
         prom = Prometheus(f"http://{listen}")
         try:
             try:
-                prom.wait("its targets", lambda: prom.targets_up() == len(topo.gateways()), timeout=30)
+                prom.wait("its targets", lambda: prom.targets_up() == len(topo.gateways()), timeout=60)
             except AssertionError as err:
                 log.flush()
-                tail = (Path(scratch) / "prometheus.log").read_text()[-1500:]
-                raise AssertionError(f"{err}; its log ends:\n{tail}") from None
+                tail = (Path(scratch) / "prometheus.log").read_text()[-800:]
+                raise AssertionError(f"{err}: {prom.target_errors()}; its log ends:\n{tail}") from None
             yield prom
         finally:
             server.terminate()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 import urllib.request
 from pathlib import Path
 from types import SimpleNamespace
@@ -21,8 +22,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_metrics_are_served_as_prometheus_text(tmp_path: Path) -> None:
-    port = _free_port()
+def _agent(tmp_path: Path, port: int) -> Agent:
     cfg = plain_agent_config(
         state_dir=str(tmp_path),
         listen_address="127.0.0.1",
@@ -31,9 +31,43 @@ def test_metrics_are_served_as_prometheus_text(tmp_path: Path) -> None:
     )
     ec2 = boto3.client("ec2", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x")
     cloud = SimpleNamespace(target=SimpleNamespace(wins_conflicts=True), pacer=None, ec2=ec2)
-    agent = Agent(AgentConfig.model_validate(cfg), cloud, state="BACKUP")  # type: ignore[arg-type]
+    return Agent(AgentConfig.model_validate(cfg), cloud, state="BACKUP")  # type: ignore[arg-type]
+
+
+def _answers(port: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/peer", timeout=1) as r:
+                return r.status == 200
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+def test_an_endpoint_whose_port_is_held_binds_once_it_is_free(tmp_path: Path) -> None:
+    """Right after a restart the old process may still hold the port: the endpoint keeps trying, so the
+    gateway does not stay invisible to its peer and to monitoring."""
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    port = int(holder.getsockname()[1])
+    agent = _agent(tmp_path, port)
     agent.reports.start()
     try:
+        time.sleep(1.5)  # a try or two fail meanwhile
+        holder.close()
+        assert _answers(port, timeout=5), "the endpoint never bound once the port was free"
+    finally:
+        agent.reports.stop()
+
+
+def test_metrics_are_served_as_prometheus_text(tmp_path: Path) -> None:
+    port = _free_port()
+    agent = _agent(tmp_path, port)
+    agent.reports.start()
+    try:
+        assert _answers(port, timeout=5)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
             kind, text = r.headers["Content-Type"], r.read().decode()
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/peer", timeout=5) as r:
