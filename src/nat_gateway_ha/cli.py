@@ -180,7 +180,7 @@ def _parser() -> argparse.ArgumentParser:
         "--allocation-id",
         action="append",
         default=[],
-        help="the allocation of an EIP the config names by public_ip (repeat)",
+        help="the allocation of an EIP the config names by public_ip or name (repeat)",
     )
     p.add_argument(
         "--resolve",

@@ -7,9 +7,10 @@ inventory, and the template dumps it as JSON. The agent loads the same model, so
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -42,18 +43,49 @@ class EniRef(StrictModel):
 
 
 class EipRef(StrictModel):
-    """An Elastic IP, by allocation id (preferred) or public address (resolved once at start)."""
+    """An Elastic IP, by allocation id (preferred), public address or Name tag (resolved once at start).
+
+    By `name` the inventory can name an EIP before it exists: `playbooks/provision.yml` allocates it with that
+    Name tag, and the agent finds it by the tag, so nobody copies an allocation id by hand.
+    """
 
     allocation_id: Annotated[str, Field(pattern=r"^eipalloc-[0-9a-f]{1,32}$")] | None = Field(
         None, description="EIP allocation id (eipalloc-...), preferred."
     )
     public_ip: IPv4Address | None = Field(None, description="EIP public address, resolved once by the agent.")
+    name: Annotated[TagValue, Field(min_length=1)] | None = Field(
+        None,
+        description="The EIP's Name tag: `playbooks/provision.yml` allocates it, the agent resolves it once "
+        "(exactly one EIP may carry it).",
+    )
 
     @model_validator(mode="after")
     def _one_key(self) -> EipRef:
-        if self.allocation_id is None and self.public_ip is None:
-            raise ValueError("give allocation_id or public_ip")
+        if self.allocation_id is None and self.public_ip is None and self.name is None:
+            raise ValueError("give allocation_id, public_ip or name")
         return self
+
+    @property
+    def label(self) -> str:
+        """How messages name this EIP."""
+        return self.allocation_id or (str(self.public_ip) if self.public_ip else f"named {self.name}")
+
+    def query(self) -> dict[str, Any]:
+        """DescribeAddresses arguments that find exactly this EIP (the most specific key first)."""
+        if self.allocation_id:
+            return {"AllocationIds": [self.allocation_id]}
+        if self.public_ip:
+            return {"PublicIps": [str(self.public_ip)]}
+        return {"Filters": [{"Name": "tag:Name", "Values": [self.name]}]}
+
+    def mismatch(self, found: Mapping[str, Any]) -> str | None:
+        """Why the address EC2 returned is not the one every given key names, or None."""
+        if self.public_ip and found.get("PublicIp") != str(self.public_ip):
+            return f"allocation is {found.get('PublicIp')}, not {self.public_ip}"
+        tags = {t["Key"]: t["Value"] for t in found.get("Tags", [])}
+        if self.name and tags.get("Name") != self.name:
+            return f"{found.get('AllocationId')} is named {tags.get('Name')!r}, not {self.name!r}"
+        return None
 
 
 class RouteTableSelection(StrictModel):

@@ -130,17 +130,17 @@ def allocations(cfg: AgentConfig, allocation_ids: Sequence[str]) -> list[str]:
     """The EIP allocations to name: the config's, plus one given per EIP the config names by address."""
     _check_ids("eipalloc", allocation_ids)
     known = {b.eip.allocation_id for b in cfg.eips if b.eip.allocation_id}
-    by_address = [str(b.eip.public_ip) for b in cfg.eips if not b.eip.allocation_id]
+    by_address = [b.eip.label for b in cfg.eips if not b.eip.allocation_id]
     extra = set(allocation_ids) - known
     if len(extra) < len(by_address):
         raise PolicyError(
-            f"EIP {', '.join(by_address)} is named by public_ip only: give its allocation with "
+            f"EIP {', '.join(by_address)} is not named by allocation_id: give its allocation with "
             "--allocation-id (or use --resolve); the policy never grants elastic-ip/*"
         )
     if len(extra) > len(by_address):
         raise PolicyError(
             f"{len(extra)} allocation(s) given beyond the config's, which names {len(by_address)} EIP(s) "
-            "by public_ip only: the policy grants no EIP the pair does not use"
+            "without an allocation_id: the policy grants no EIP the pair does not use"
         )
     return sorted(known | extra)
 
@@ -276,9 +276,9 @@ def discover(cfg: AgentConfig, ec2: EC2Client, vpc_id: str | None = None) -> Pai
         if b.eip.allocation_id:
             eips.append(b.eip.allocation_id)
             continue
-        addrs = ec2.describe_addresses(PublicIps=[str(b.eip.public_ip)])["Addresses"]
-        if len(addrs) != 1 or "AllocationId" not in addrs[0]:
-            raise PolicyError(f"no VPC Elastic IP {b.eip.public_ip}")
+        addrs = ec2.describe_addresses(**b.eip.query())["Addresses"]
+        if len(addrs) != 1 or "AllocationId" not in addrs[0] or b.eip.mismatch(addrs[0]):
+            raise PolicyError(f"no single VPC Elastic IP {b.eip.label}")
         eips.append(addrs[0]["AllocationId"])
     return PairIds(
         account=owners.pop(),

@@ -73,23 +73,19 @@ def _eips(cfg: AgentConfig, ec2: EC2Client, wan: EniInfo) -> tuple[EipTarget, ..
                 f"{_where(cfg, f'eips[{i}].private_ip')}: {private} is not an address of the WAN ENI "
                 f"{wan.eni_id} ({', '.join(wan.private_ips)})"
             )
-        query: dict[str, Any]
-        if binding.eip.allocation_id:
-            query = {"AllocationIds": [binding.eip.allocation_id]}
-        else:
-            query = {"PublicIps": [str(binding.eip.public_ip)]}
+        query = binding.eip.query()
         try:
             found = ec2.describe_addresses(**query)["Addresses"]
         except ClientError as err:
             raise ResolveError(f"{_where(cfg, f'eips[{i}].eip')}: {err}") from err
         if len(found) != 1 or "AllocationId" not in found[0]:
-            raise ResolveError(f"{_where(cfg, f'eips[{i}].eip')}: no VPC Elastic IP matches {query}")
-        addr = found[0]
-        if binding.eip.public_ip and addr["PublicIp"] != str(binding.eip.public_ip):
             raise ResolveError(
-                f"{_where(cfg, f'eips[{i}].eip')}: allocation is {addr['PublicIp']}, "
-                f"not {binding.eip.public_ip}"
+                f"{_where(cfg, f'eips[{i}].eip')}: {len(found)} VPC Elastic IPs match {query}, not one"
             )
+        addr = found[0]
+        wrong = binding.eip.mismatch(addr)
+        if wrong:
+            raise ResolveError(f"{_where(cfg, f'eips[{i}].eip')}: {wrong}")
         out.append(EipTarget(addr["AllocationId"], addr["PublicIp"], private))
     if len({e.private_ip for e in out}) != len(out):
         raise ResolveError(

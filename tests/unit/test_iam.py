@@ -269,7 +269,7 @@ CLI_DEFAULTS = {"--account": [ACCOUNT], "--vpc-id": [VPC], "--route-table-id": T
         ({"route_tables": {"subnet_ids": ["subnet-0a1"]}}, {"--route-table-id": []}, "by subnet_ids"),
         ({"route_tables": {"ids": ["rtb-0a1"]}}, {}, "rtb-0a2: the config selects tables by ids only"),
         ({}, {"--eni-id": []}, "authorised against the target ENI too"),
-        (PUBLIC_IP_EIP, {}, "EIP 203.0.113.10 is named by public_ip only"),
+        (PUBLIC_IP_EIP, {}, "EIP 203.0.113.10 is not named by allocation_id"),
         ({}, {"--allocation-id": ["eipalloc-0f1"]}, "1 allocation(s) given beyond the config's"),
     ],
 )

@@ -93,7 +93,7 @@ def _claims(spec: PairSpec) -> Iterator[tuple[str, str, bool]]:
     if rt.include_main:
         yield f"{PAIR_VAR}.route_tables.include_main", "the VPC's main route table", True
     for i, eip in enumerate(spec.eips):
-        yield f"{PAIR_VAR}.eips[{i}]", f"EIP {eip.allocation_id or eip.public_ip}", False
+        yield f"{PAIR_VAR}.eips[{i}]", f"EIP {eip.label}", False
 
 
 def pairs_share_no_cloud_resources(inv: Inventory, err: Errors) -> None:

@@ -102,8 +102,8 @@ class PairSpec(StrictModel):
     eips: list[EipRef] = Field(
         min_length=1,
         max_length=MAX_ADDRESSES,
-        description="The pair's Elastic IPs, each `{allocation_id: eipalloc-...}` (preferred) or "
-        "`{public_ip: ...}`.",
+        description="The pair's Elastic IPs, each `{allocation_id: eipalloc-...}` (preferred), "
+        "`{public_ip: ...}` or `{name: ...}` (its Name tag, which `playbooks/provision.yml` allocates).",
     )
     route_tables: RouteTableSelection = Field(
         description="Route tables repointed at the master's LAN ENI: the union of tag matches, ids and the "
