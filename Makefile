@@ -35,7 +35,7 @@ lint: bootstrap
 	mypy
 	yamllint -s .
 	$(DOCS) --check
-	ansible-playbook --syntax-check -i inventories/example playbooks/site.yml playbooks/render.yml playbooks/failover.yml
+	ansible-playbook --syntax-check -i inventories/example playbooks/site.yml playbooks/render.yml playbooks/failover.yml playbooks/provision.yml playbooks/teardown.yml
 	ansible-lint --profile production
 	promtool check rules monitoring/prometheus/alerts.yml
 	promtool test rules monitoring/prometheus/alerts_test.yml

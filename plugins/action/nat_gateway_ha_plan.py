@@ -49,6 +49,12 @@ options:
       - Script user of gateways whose variables do not set C(nat_gateway_ha_script_user) (the role's default).
     type: str
     default: keepalived_script
+  provisioning:
+    description:
+      - Plan what C(playbooks/provision.yml) creates instead (security groups, ENIs, EIPs, IAM role,
+        instances), from C(nat_gateway_ha_provision) and the pair and host specs; returned as C(provision).
+    type: bool
+    default: false
 attributes:
   check_mode:
     support: full
@@ -60,7 +66,13 @@ author: nat-gateway-ha
 RETURN = r"""
 plan:
   description: C(pairs) (members, VRID, priorities) and C(hosts) (C(keepalived), C(nat), C(agent) each).
-  returned: success
+  returned: success, unless I(provisioning)
+  type: dict
+provision:
+  description:
+    - Per pair group, what provisioning creates, with the controller's C(controller_endpoint_url) and
+      C(controller_environment) (the first member's C(nat_gateway_ha_controller_*) variables).
+  returned: success, with I(provisioning)
   type: dict
 """
 
@@ -122,7 +134,7 @@ def _children(task: Any, task_vars: Mapping[str, Any], parent: str) -> list[str]
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _requires_connection = False
-    _VALID_ARGS = frozenset({"parent_group", "pair_groups", "use_facts", "script_user"})
+    _VALID_ARGS = frozenset({"parent_group", "pair_groups", "use_facts", "script_user", "provisioning"})
 
     def run(self, tmp: str | None = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
         result = super().run(tmp, task_vars)
@@ -161,6 +173,8 @@ class ActionModule(ActionBase):
                 hosts[host] = {k: _plain(hv[k]) for k in wanted if k in hv}
 
         inventory = _import_plan()
+        if check_type_bool(args.get("provisioning", False)):
+            return self._provisioning(result, inventory, pairs, hostvars)
         try:
             script_user = str(args.get("script_user", "keepalived_script"))
             planned = inventory.plan(pairs, hosts, use_facts=use_facts, script_user=script_user)
@@ -181,4 +195,35 @@ class ActionModule(ActionBase):
         ):
             # The plan carries the VRRPv2 auth_pass: keep it out of every callback's output (facts still set).
             result["_ansible_no_log"] = True
+        return result
+
+    @staticmethod
+    def _provisioning(
+        result: dict[str, Any], inventory: Any, pairs: Mapping[str, Sequence[str]], hostvars: Any
+    ) -> dict[str, Any]:
+        from nat_gateway_ha.inventory.provisioning import PROVISION_VAR, plan_provisioning
+
+        wanted = ("nat_gateway_ha_pair", "nat_gateway_ha_host", PROVISION_VAR)
+        hosts = {
+            h: {k: _plain(hostvars[h][k]) for k in wanted if k in hostvars[h]}
+            for m in pairs.values()
+            for h in m
+        }
+        try:
+            planned = plan_provisioning(pairs, hosts)
+        except inventory.PlanError as exc:
+            result.update(
+                failed=True, plan_errors=exc.errors, msg="invalid inventory:\n" + "\n".join(exc.errors)
+            )
+            return result
+        for pair, members in pairs.items():
+            if pair in planned:
+                first = hostvars[members[0]]
+                planned[pair]["controller_endpoint_url"] = _plain(
+                    first.get("nat_gateway_ha_controller_endpoint_url")
+                )
+                planned[pair]["controller_environment"] = _plain(
+                    first.get("nat_gateway_ha_controller_environment", {})
+                )
+        result.update(changed=False, provision=planned)
         return result

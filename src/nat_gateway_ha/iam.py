@@ -169,6 +169,23 @@ def policy(
             "AssociateAddress is authorised against the target ENI too: give each gateway's WAN ENI with "
             "--eni-id (or use --resolve); the policy never grants network-interface/*"
         )
+    namespace = cfg.cloudwatch.namespace if cfg.cloudwatch.enabled else None
+    return document(where, tables=tables, allocation_ids=eips, eni_ids=eni_ids, metrics_namespace=namespace)
+
+
+def document(
+    where: Scope,
+    *,
+    tables: Sequence[str],
+    allocation_ids: Sequence[str],
+    eni_ids: Sequence[str],
+    metrics_namespace: str | None,
+) -> dict[str, Any]:
+    """The policy from checked ids: what `policy` writes for an agent config and provisioning for a pair."""
+    for prefix, ids in (("rtb", tables), ("eipalloc", allocation_ids), ("eni", eni_ids)):
+        _check_ids(prefix, ids)
+        if not ids:
+            raise PolicyError(f"the policy names every {prefix}- resource it grants: none given")
     statements: list[dict[str, Any]] = [
         {"Sid": "Discover", "Effect": "Allow", "Action": DESCRIBE_ACTIONS, "Resource": "*"},
         {
@@ -183,7 +200,7 @@ def policy(
             "Sid": "OwnElasticIps",
             "Effect": "Allow",
             "Action": ["ec2:AssociateAddress"],
-            "Resource": where.arns("elastic-ip", eips),
+            "Resource": where.arns("elastic-ip", allocation_ids),
         },
         {
             "Sid": "OwnWanInterfaces",
@@ -193,7 +210,7 @@ def policy(
             **where.vpc_condition(),
         },
     ]
-    if cfg.cloudwatch.enabled:
+    if metrics_namespace is not None:
         # PutMetricData has no resource type: the namespace condition is what keeps it to this pair's.
         statements.append(
             {
@@ -201,7 +218,7 @@ def policy(
                 "Effect": "Allow",
                 "Action": ["cloudwatch:PutMetricData"],
                 "Resource": "*",
-                "Condition": {"StringEquals": {"cloudwatch:namespace": cfg.cloudwatch.namespace}},
+                "Condition": {"StringEquals": {"cloudwatch:namespace": metrics_namespace}},
             }
         )
     return {"Version": "2012-10-17", "Statement": statements}

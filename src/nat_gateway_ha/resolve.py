@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from nat_gateway_ha.config import AgentConfig, EniRef
+from nat_gateway_ha.config import AgentConfig, EniRef, RouteTableSelection
 from nat_gateway_ha.imds import EniInfo, Identity
 
 if TYPE_CHECKING:
@@ -100,7 +100,11 @@ def _is_main(table: Any) -> bool:
 
 def select_route_tables(cfg: AgentConfig, ec2: EC2Client, vpc_id: str) -> tuple[str, ...]:
     """The union of the selection's tag matches, ids and subnets' tables, in this VPC, main one excluded."""
-    sel = cfg.route_tables
+    return select_tables(cfg.route_tables, ec2, vpc_id, f"pair {cfg.pair} host {cfg.host}")
+
+
+def select_tables(sel: RouteTableSelection, ec2: EC2Client, vpc_id: str, who: str) -> tuple[str, ...]:
+    """`select_route_tables` for any selection; `who` starts the errors (provisioning names the pair)."""
     vpc: FilterTypeDef = {"Name": "vpc-id", "Values": [vpc_id]}
     chosen: dict[str, Any] = {}
     if sel.tags:
@@ -115,15 +119,15 @@ def select_route_tables(cfg: AgentConfig, ec2: EC2Client, vpc_id: str) -> tuple[
         try:
             tables = ec2.describe_route_tables(RouteTableIds=list(sel.ids))["RouteTables"]
         except ClientError as err:
-            raise ResolveError(f"{_where(cfg, 'route_tables.ids')}: {err}") from err
+            raise ResolveError(f"{who} field route_tables.ids: {err}") from err
         for t in tables:
             if t["VpcId"] != vpc_id:
                 raise ResolveError(
-                    f"{_where(cfg, 'route_tables.ids')}: {t['RouteTableId']} is in {t['VpcId']}, not {vpc_id}"
+                    f"{who} field route_tables.ids: {t['RouteTableId']} is in {t['VpcId']}, not {vpc_id}"
                 )
             if _is_main(t) and not sel.include_main:
                 raise ResolveError(
-                    f"{_where(cfg, 'route_tables.ids')}: {t['RouteTableId']} is the VPC's main route table; "
+                    f"{who} field route_tables.ids: {t['RouteTableId']} is the VPC's main route table; "
                     "set include_main to manage it"
                 )
             chosen[t["RouteTableId"]] = t
@@ -134,7 +138,7 @@ def select_route_tables(cfg: AgentConfig, ec2: EC2Client, vpc_id: str) -> tuple[
         if not tables:
             if not sel.include_main:
                 raise ResolveError(
-                    f"{_where(cfg, 'route_tables.subnet_ids')}: {subnet} has no route table of its own "
+                    f"{who} field route_tables.subnet_ids: {subnet} has no route table of its own "
                     "(it uses the main one); associate one, or set include_main"
                 )
             tables = ec2.describe_route_tables(
@@ -142,7 +146,7 @@ def select_route_tables(cfg: AgentConfig, ec2: EC2Client, vpc_id: str) -> tuple[
             )["RouteTables"]
         chosen.update({t["RouteTableId"]: t for t in tables})
     if not chosen:
-        raise ResolveError(f"{_where(cfg, 'route_tables')}: the selection matches no route table in {vpc_id}")
+        raise ResolveError(f"{who} field route_tables: the selection matches no route table in {vpc_id}")
     return tuple(sorted(chosen))
 
 

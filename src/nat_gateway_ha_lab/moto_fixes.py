@@ -16,6 +16,7 @@ def apply() -> None:
     _patch_allocate_address()
     _patch_source_dest_check()
     _patch_metadata_defaults()
+    _patch_rule_without_ports()
 
 
 def patch(owner: Any, name: str, value: Any) -> None:
@@ -226,3 +227,29 @@ def _patch_metadata_defaults() -> None:
         original(self, options)
 
     patch(MetadataOptions, "__init__", init)
+
+
+PORTED_PROTOCOLS = {"tcp", "6", "udp", "17", "icmp", "1", "icmpv6", "58", "-1", "all"}
+
+
+def _patch_rule_without_ports() -> None:
+    """A security-group rule for a protocol without ports (VRRP is IP protocol 112) needs none.
+
+    AWS: for a protocol other than tcp, udp, icmp or icmpv6, traffic on all ports is allowed whatever ports
+    the rule gives, and FromPort/ToPort may be left out (DescribeSecurityGroups then shows none). moto
+    calls int(None) on the missing ports and answers 500.
+    """
+    from moto.ec2.models.security_groups import SecurityGroupRule
+
+    original = SecurityGroupRule.__init__
+
+    def init(self: Any, ec2_backend: Any, ip_protocol: str, group_id: str, from_port: Any, to_port: Any,
+             *args: Any, **kwargs: Any) -> None:  # fmt: skip
+        portless = str(ip_protocol).lower() not in PORTED_PROTOCOLS
+        if portless and from_port is None and to_port is None:
+            original(self, ec2_backend, ip_protocol, group_id, "-1", "-1", *args, **kwargs)
+            self.from_port = self.to_port = None
+            return
+        original(self, ec2_backend, ip_protocol, group_id, from_port, to_port, *args, **kwargs)
+
+    patch(SecurityGroupRule, "__init__", init)

@@ -39,7 +39,12 @@ HEADER = (
 # Role variables outside the inventory models: name -> (Ansible type, description, README default).
 # A README default of None shows the value from defaults/main.yml.
 ROLE_VARS: dict[str, tuple[str, str, str | None]] = {
-    "nat_gateway_ha_packages": ("list", "Debian packages installed when missing.", None),
+    "nat_gateway_ha_packages": (
+        "list",
+        "Packages installed when missing; empty: the distribution's list (`vars/<distribution>.yml`, see "
+        "[Distributions](#distributions)), a list replaces it whole.",
+        "the distribution's list",
+    ),
     "nat_gateway_ha_script_user": (
         "str",
         "Dedicated non-root system user keepalived runs scripts as; created by the role. 1-32 of `a-z0-9_-`, "
