@@ -128,6 +128,11 @@ def _tagged(ec2: Any, iam: Any) -> dict[str, list[str]]:
         ],
         "eips": [a["AllocationId"] for a in ec2.describe_addresses(Filters=f)["Addresses"]],
         "groups": [g["GroupId"] for g in ec2.describe_security_groups(Filters=f)["SecurityGroups"]],
+        "endpoints": [
+            e["VpcEndpointId"]
+            for e in ec2.describe_vpc_endpoints(Filters=f)["VpcEndpoints"]
+            if e["State"] not in ("deleted", "deleting")
+        ],
         "roles": [
             r["RoleName"] for r in iam.list_roles()["Roles"] if r["RoleName"].startswith("nat-gateway-ha-")
         ],
@@ -139,19 +144,26 @@ def _tagged(ec2: Any, iam: Any) -> dict[str, list[str]]:
     }
 
 
+@pytest.mark.parametrize("api_path", ["public_ip", "vpc_endpoint"])
 def test_provision_builds_the_pair_finds_it_again_and_teardown_removes_it(
-    empty_cloud: cloud.ServerHandle, tmp_path: Path
+    empty_cloud: cloud.ServerHandle, tmp_path: Path, api_path: str
 ) -> None:
     ec2 = boto3.client("ec2", endpoint_url=empty_cloud.url, **KEYS)
     iam = boto3.client("iam", endpoint_url=empty_cloud.url, **KEYS)
     vpc, tables = _users_vpc(ec2)
-    inv = _inventory(tmp_path, empty_cloud.url, vpc)
+    inv = _inventory(tmp_path, empty_cloud.url, vpc, api_path=api_path)
 
     rc, out, recap = _play(inv, "provision.yml")
     assert rc == 0, out[-6000:]
     made = _tagged(ec2, iam)
     assert len(made["instances"]) == 2 and len(made["enis"]) == 4, made
-    assert len(made["eips"]) == 3, made  # the pair's EIP and one API address per gateway
+    # The pair's EIP, and with public addresses one API address per gateway; else the pair's endpoint.
+    assert len(made["eips"]) == (3 if api_path == "public_ip" else 1), made
+    if api_path == "vpc_endpoint":
+        assert len(made["endpoints"]) == 1, made
+        endpoint = ec2.describe_vpc_endpoints(VpcEndpointIds=made["endpoints"])["VpcEndpoints"][0]
+        assert endpoint["ServiceName"] == f"com.amazonaws.{topology.REGION}.ec2"
+        assert endpoint["VpcEndpointType"] == "Interface" and len(endpoint["SubnetIds"]) == 2, endpoint
 
     reservations = ec2.describe_instances(InstanceIds=made["instances"])["Reservations"]
     instances = {
@@ -174,11 +186,12 @@ def test_provision_builds_the_pair_finds_it_again_and_teardown_removes_it(
         )
         assert lan["PrivateIpAddress"] == lan_cidr.split("/")[0]
         assert wan["SourceDestCheck"] is False and lan["SourceDestCheck"] is False, host
-        # The agent's path to EC2: a public address on the primary WAN address, none on the EIP's address.
-        api = ec2.describe_addresses(Filters=[{"Name": "network-interface-id", "Values": [wan_id]}])[
-            "Addresses"
-        ]
-        assert [a["PrivateIpAddress"] for a in api] == [wan_cidr.split("/")[0]], (host, api)
+        # The agent's path to EC2: a public address on the primary WAN address (none on the EIP's address
+        # until an election), or the endpoint and no public address at all.
+        on_wan = [{"Name": "network-interface-id", "Values": [wan_id]}]
+        api = ec2.describe_addresses(Filters=on_wan)["Addresses"]
+        expected = [wan_cidr.split("/")[0]] if api_path == "public_ip" else []
+        assert [a["PrivateIpAddress"] for a in api] == expected, (host, api)
         # VRRP is allowed from the peers' LAN addresses only.
         group = ec2.describe_security_groups(GroupIds=[g["GroupId"] for g in lan["Groups"]])[
             "SecurityGroups"
