@@ -24,6 +24,7 @@ from nat_gateway_ha_lab import (
     faults,
     network,
     paths,
+    provisioning,
     ssh,
     state,
     wheelhouse,
@@ -88,6 +89,11 @@ def up() -> None:
         _say(f"network ready: namespaces {', '.join(sorted(network.namespaces()))}")
         controlplane.start()  # moto seeded with this VPC, IMDS, the data plane, the internet host's server
         _say(f"cloud ready: EC2 API {controlplane.ENDPOINT_URL}, IMDS http://{topo.IMDS_ADDR}")
+        took = provisioning.ensure()
+        _say(
+            "gateways: "
+            + (f"provisioned by playbooks/provision.yml in {took:.1f} s" if took else "provisioned")
+        )
         for host in topo.HOSTS:
             was = containers.running_pid(host)
             pid = containers.start(host, base, pubkey)

@@ -203,19 +203,34 @@ def run(state_dir: Path, extra_route_tables: int = 0) -> None:
     dataplane_log(state_dir).unlink(missing_ok=True)
     dataplane.setup()
     plane = dataplane.DataPlane(moto_model.cloud_view, dataplane_log(state_dir))
-    ec2_server = cloud.serve(str(topo.MGMT_NET.ip), topo.MOTO_PORT, plane.on_mutation)
+
+    def on_mutation() -> None:
+        moto_model.pin_macs()  # ENIs provisioning creates take their container NIC's MAC first
+        plane.on_mutation()
+
+    ec2_server = cloud.serve(str(topo.MGMT_NET.ip), topo.MOTO_PORT, on_mutation)
     log.info("EC2 API on %s (throttled: %s)", ec2_server.url, ec2_server.throttle.enabled)
     ec2 = boto3.client("ec2", region_name=topo.REGION, endpoint_url=ec2_server.url)
     with ec2_server.throttle.paused():  # the lab's own set-up is not what the throttling is for
         state = seed.seed(
-            ec2, moto_model.eni_mac_setter(), endpoint_url=ENDPOINT_URL, extra_route_tables=extra_route_tables
+            ec2,
+            moto_model.eni_mac_setter(),
+            endpoint_url=ENDPOINT_URL,
+            extra_route_tables=extra_route_tables,
+            gateways=False,  # `natgw-lab up` provisions them with playbooks/provision.yml
         )
     state.write(cloud_json(state_dir))
     plane.sync()
-    by_mgmt = {inst.mgmt_ip: inst.instance_id for inst in state.instances.values()}
-    imds_server = imds.serve(str(topo.IMDS_ADDR), 80, by_mgmt.get)
+    host_of = {str(h.mgmt): h.name for h in topo.HOSTS}
+
+    def instance_of(caller: str) -> str | None:
+        """A caller's instance: the live one named after the topology host at that management address."""
+        name = host_of.get(caller)
+        return moto_model.running_instance(name) if name else None
+
+    imds_server = imds.serve(str(topo.IMDS_ADDR), 80, instance_of)
     log.info(
-        "IMDS on %s:80 for %s", topo.IMDS_ADDR, ", ".join(f"{h} {i}" for h, i in sorted(by_mgmt.items()))
+        "IMDS on %s:80 for %s", topo.IMDS_ADDR, ", ".join(f"{ip} {h}" for ip, h in sorted(host_of.items()))
     )
     plane.start(SYNC_INTERVAL)
     _ready_file(state_dir).write_text(f"{os.getpid()}\n")

@@ -92,6 +92,34 @@ def eni_mac_setter(region: str = topo.REGION, account: str = DEFAULT_ACCOUNT) ->
     return set_mac
 
 
+def pin_macs(region: str = topo.REGION, account: str = DEFAULT_ACCOUNT) -> int:
+    """Give every ENI at an address the topology gives a host's NIC that NIC's MAC; returns how many changed.
+
+    EC2 picks an ENI's MAC and the instance's NIC carries it; the lab's containers have their NICs (fixed
+    MACs) before provisioning creates the ENIs, so the cloud takes the hardware's instead. Called after
+    every mutation of the lab's cloud, so an ENI has its MAC before anyone can read it.
+    """
+    wanted = {(str(n.address), str(topo.subnet(n.subnet).cidr)): n.mac for h in topo.HOSTS for n in h.nics}
+    changed = 0
+    for eni in list(ec2_backend(region, account).enis.values()):
+        mac = wanted.get((str(eni.private_ip_address), eni.subnet.cidr_block))
+        if mac is not None and eni.mac_address != mac:
+            eni.mac_address = mac
+            changed += 1
+    return changed
+
+
+def running_instance(name: str, region: str = topo.REGION, account: str = DEFAULT_ACCOUNT) -> str | None:
+    """The id of the running (or pending) instance whose Name tag is `name`, as IMDS needs it per caller."""
+    backend = ec2_backend(region, account)
+    for reservation in list(backend.reservations.values()):
+        for instance in reservation.instances:
+            live = instance._state.name in ("pending", "running", "stopping", "stopped")
+            if live and backend.tags.get(instance.id, {}).get("Name") == name:
+                return str(instance.id)
+    return None
+
+
 def instance_facts(
     instance_id: str, region: str = topo.REGION, account: str = DEFAULT_ACCOUNT
 ) -> InstanceFacts | None:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nat_gateway_ha.inventory.provisioning import api_eip_name
 from nat_gateway_ha_lab import network, state
 from nat_gateway_ha_lab import topology as topo
 from nat_gateway_ha_lab.fault_tools import Fault, FaultError, drop_rules, drop_table, in_ns
@@ -87,9 +88,11 @@ class ApiPathLost(Fault):
 
 
 def _api_address(host: str) -> tuple[Any, topo.Nic, dict[str, Any]]:
-    """The controller's EC2 client, the host's WAN NIC and the EC2 record of its primary's public address."""
+    """The controller's EC2 client, the host's WAN NIC and the EC2 record of its primary's public address
+    (the one provisioning allocated for it, found by its Name tag)."""
     ec2, nic = state.ec2_client(), topo.host(host).nic("eth0")
-    (address,) = ec2.describe_addresses(PublicIps=[str(nic.public)])["Addresses"]
+    name = api_eip_name(topo.PAIR, host)
+    (address,) = ec2.describe_addresses(Filters=[{"Name": "tag:Name", "Values": [name]}])["Addresses"]
     return ec2, nic, dict(address)
 
 

@@ -8,6 +8,10 @@ Initial state, chosen so that the first converge has something to do:
 - every private route table's 0.0.0.0/0 points at gw1's LAN ENI, as if gw1 had owned the pair before;
 - the EIP is allocated and NOT associated: whichever gateway wins the first election must claim it, so the
   client's egress proves that the agent associated it (traffic from an address without an EIP is dropped).
+
+The lab seeds with `gateways=False`: only what a user brings (the VPC, its subnets and route tables, the
+pair's EIP, the client), and `playbooks/provision.yml` creates the gateways, as on AWS; `adopt` then reads
+them back for cloud.json. The tests' and benchmarks' worlds launch the gateways here (no Ansible, fast).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from ipaddress import IPv4Network
+from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -129,14 +133,19 @@ def seed(
     endpoint_url: str,
     extra_route_tables: int = 0,
     eip_owner: str | None = None,
+    gateways: bool = True,
 ) -> CloudState:
     """Create the topology's VPC in an empty EC2 API and return what was created.
 
     `eip_owner` (a gateway's name) starts the EIP on that gateway's WAN secondary IP, as after an election:
     the tests' starting point; the lab leaves it unassociated so the first election must claim it.
+    `gateways=False` leaves the gateways out (provisioning makes them): the private tables start without a
+    default route, as in a VPC that has no NAT yet.
     """
     if extra_route_tables < 0:
         raise ValueError(f"extra_route_tables must be >= 0, not {extra_route_tables}")
+    if eip_owner is not None and not gateways:
+        raise ValueError("eip_owner needs the gateways")
     vpc_id, igw_id, main_rtb, public_rtb = _vpc(ec2)
     subnets: dict[str, str] = {}
     for sn in topo.SUBNETS:
@@ -148,8 +157,9 @@ def seed(
             TagSpecifications=_tags("subnet", f"{topo.PREFIX}-{sn.name}", *extra),
         )["Subnet"]["SubnetId"]
 
-    instances = {h.name: launch(ec2, set_mac, h, subnets) for h in topo.HOSTS}
-    previous_owner = instances[topo.gateways()[0].name].nics["eth1"].eni_id
+    hosts = [h for h in topo.HOSTS if gateways or h.role != "gateway"]
+    instances = {h.name: launch(ec2, set_mac, h, subnets) for h in hosts}
+    previous_owner = instances[topo.gateways()[0].name].nics["eth1"].eni_id if gateways else None
 
     private_rtbs: dict[str, str] = {}
     for sn in topo.SUBNETS:
@@ -167,7 +177,8 @@ def seed(
     )
     if eip_owner is not None:
         _claim(ec2, eip["AllocationId"], instances[eip_owner])
-    api_path(ec2, instances)
+    if gateways:
+        api_path(ec2, instances)
     return CloudState(
         endpoint_url=endpoint_url,
         region=topo.REGION,
@@ -185,10 +196,10 @@ def seed(
 
 
 def add_extra_route_tables(
-    ec2: EC2Client, vpc_id: str, target_eni: str, count: int, first: int = 0
+    ec2: EC2Client, vpc_id: str, target_eni: str | None, count: int, first: int = 0
 ) -> list[str]:
     """Benchmark tables: each with a subnet of its own (the seed's script finds tables through subnets),
-    tagged Network=private, 0.0.0.0/0 -> `target_eni`. `first` numbers them after existing ones."""
+    tagged Network=private, 0.0.0.0/0 -> `target_eni` (if any). `first` numbers them after existing ones."""
     rtbs = []
     for i, cidr in enumerate(extra_subnets(first + count)[first:], start=first):
         name = f"{topo.PREFIX}-bench-{i:03d}"
@@ -211,7 +222,10 @@ def resize_extra_route_tables(ec2: EC2Client, state: CloudState, count: int) -> 
     if count > have:
         first = next(iter(state.private_route_tables.values()))
         routes = ec2.describe_route_tables(RouteTableIds=[first])["RouteTables"][0]["Routes"]
-        owner = next(r["NetworkInterfaceId"] for r in routes if r.get("DestinationCidrBlock") == "0.0.0.0/0")
+        owner = next(
+            (r.get("NetworkInterfaceId") for r in routes if r.get("DestinationCidrBlock") == "0.0.0.0/0"),
+            None,
+        )
         state.extra_route_tables += add_extra_route_tables(ec2, state.vpc_id, owner, count - have, first=have)
     while len(state.extra_route_tables) > count:
         rtb = state.extra_route_tables.pop()
@@ -251,12 +265,13 @@ def _claim(ec2: EC2Client, allocation_id: str, owner: InstanceState) -> None:
     )
 
 
-def _private_table(ec2: EC2Client, vpc_id: str, name: str, subnet_id: str, target_eni: str) -> str:
+def _private_table(ec2: EC2Client, vpc_id: str, name: str, subnet_id: str, target_eni: str | None) -> str:
     rtb = ec2.create_route_table(VpcId=vpc_id, TagSpecifications=_tags("route-table", name, PRIVATE_TAG))[
         "RouteTable"
     ]["RouteTableId"]
     ec2.associate_route_table(RouteTableId=rtb, SubnetId=subnet_id)
-    ec2.create_route(RouteTableId=rtb, DestinationCidrBlock="0.0.0.0/0", NetworkInterfaceId=target_eni)
+    if target_eni is not None:
+        ec2.create_route(RouteTableId=rtb, DestinationCidrBlock="0.0.0.0/0", NetworkInterfaceId=target_eni)
     return rtb
 
 
@@ -290,3 +305,32 @@ def launch(ec2: EC2Client, set_mac: SetMac, host: topo.Host, subnets: dict[str, 
         TagSpecifications=_tags("instance", host.name, (MGMT_TAG, str(host.mgmt)), (HOST_TAG, host.name)),
     )["Instances"][0]
     return InstanceState(instance["InstanceId"], str(host.mgmt), nics)
+
+
+def adopt(ec2: EC2Client, state: CloudState) -> CloudState:
+    """`state` with the topology's gateways as EC2 knows them now (launched by provisioning, found by
+    their Name tag), for cloud.json; raises LookupError naming a gateway that is not running."""
+    for host in topo.gateways():
+        found = ec2.describe_instances(
+            Filters=[
+                {"Name": "tag:Name", "Values": [host.name]},
+                {"Name": "instance-state-name", "Values": ["pending", "running"]},
+            ]
+        )["Reservations"]
+        instances = [i for r in found for i in r["Instances"]]
+        if len(instances) != 1:
+            raise LookupError(f"{len(instances)} running instances named {host.name}, not one")
+        nics: dict[str, NicState] = {}
+        for eni in instances[0]["NetworkInterfaces"]:
+            index = eni["Attachment"]["DeviceIndex"]
+            ips = sorted(eni["PrivateIpAddresses"], key=lambda a: not a.get("Primary"))
+            subnet = next(s.name for s in topo.SUBNETS if IPv4Address(eni["PrivateIpAddress"]) in s.cidr)
+            nics[host.nics[index].name] = NicState(
+                eni["NetworkInterfaceId"],
+                eni["MacAddress"],
+                subnet,
+                index,
+                [a["PrivateIpAddress"] for a in ips],
+            )
+        state.instances[host.name] = InstanceState(instances[0]["InstanceId"], str(host.mgmt), nics)
+    return state

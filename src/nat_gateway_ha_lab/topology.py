@@ -57,8 +57,9 @@ class Nic:
     address: IPv4Address
     mac: str
     secondary: tuple[IPv4Address, ...] = ()
-    # An EIP on the primary address: the gateways' own path to EC2's public endpoint (the seed associates
-    # it; provisioning's "public addresses" choice). Without it the agent cannot call EC2, as on AWS.
+    # An EIP on the primary address: the gateways' own path to EC2's public endpoint, in the tests' worlds
+    # (seed.py). The lab's gateways get theirs from playbooks/provision.yml (api_path public_ip, drawn from
+    # the EIP pool). Without one the agent cannot call EC2, as on AWS.
     public: IPv4Address | None = None
 
 
@@ -126,6 +127,7 @@ HOSTS: tuple[Host, ...] = (
 )
 
 VIP = IPv4Interface("10.240.240.240/32")
+PAIR = "natgw_lab"  # the pair's group in inventories/lab (names what provisioning creates for it)
 
 
 def subnet(name: str) -> Subnet:

@@ -1,9 +1,10 @@
-"""provision.yml and teardown.yml from an empty account (the lab's cloud, moto in server mode).
+"""provision.yml and teardown.yml from an empty account (the lab's cloud, moto in server mode), with the
+agents' EC2 path through an interface endpoint (the lab provisions the public-address path on every up).
 
 The account holds only what a user brings: a VPC with an internet gateway, two public and two private
 subnets in two AZs and the private subnets' route tables tagged Network=private. Provisioning must create
-the pair's whole AWS side at the inventory's addresses, find everything in place on a second run and in
-check mode (changed=0), refuse a bad inventory before any call, and teardown must leave nothing behind.
+the pair's whole AWS side at the inventory's addresses, find everything in place in check mode
+(changed=0), refuse a bad inventory before any call, and teardown must leave nothing behind.
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ def empty_cloud(moto_server: cloud.ServerHandle) -> Iterator[cloud.ServerHandle]
 
 def _users_vpc(ec2: Any) -> tuple[str, list[str]]:
     """What a user has before provisioning: the VPC, its subnets, the private route tables."""
-    vpc = ec2.create_vpc(CidrBlock="10.88.0.0/16")["Vpc"]["VpcId"]
+    named = [{"ResourceType": "vpc", "Tags": [{"Key": "Name", "Value": "users-vpc"}]}]
+    vpc = ec2.create_vpc(CidrBlock="10.88.0.0/16", TagSpecifications=named)["Vpc"]["VpcId"]
     igw = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
     ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)
     tables = []
@@ -144,26 +146,31 @@ def _tagged(ec2: Any, iam: Any) -> dict[str, list[str]]:
     }
 
 
-@pytest.mark.parametrize("api_path", ["public_ip", "vpc_endpoint"])
 def test_provision_builds_the_pair_finds_it_again_and_teardown_removes_it(
-    empty_cloud: cloud.ServerHandle, tmp_path: Path, api_path: str
+    empty_cloud: cloud.ServerHandle, tmp_path: Path
 ) -> None:
+    """The interface-endpoint path, with the VPC named by its tag. The public-address path is what the lab
+    runs on every `natgw-lab up`, asserted by tests/lab/test_provisioned.py (second run included)."""
+
     ec2 = boto3.client("ec2", endpoint_url=empty_cloud.url, **KEYS)
     iam = boto3.client("iam", endpoint_url=empty_cloud.url, **KEYS)
     vpc, tables = _users_vpc(ec2)
-    inv = _inventory(tmp_path, empty_cloud.url, vpc, api_path=api_path)
+    inv = _inventory(tmp_path, empty_cloud.url, vpc, api_path="vpc_endpoint")
+    group = inv / "group_vars" / f"{PAIR}.yml"
+    data = yaml.safe_load(group.read_text())
+    data["nat_gateway_ha_provision"] = {**data["nat_gateway_ha_provision"], "vpc_name": "users-vpc"}
+    del data["nat_gateway_ha_provision"]["vpc_id"]
+    group.write_text(yaml.safe_dump(data))
 
     rc, out, recap = _play(inv, "provision.yml")
     assert rc == 0, out[-6000:]
     made = _tagged(ec2, iam)
     assert len(made["instances"]) == 2 and len(made["enis"]) == 4, made
-    # The pair's EIP, and with public addresses one API address per gateway; else the pair's endpoint.
-    assert len(made["eips"]) == (3 if api_path == "public_ip" else 1), made
-    if api_path == "vpc_endpoint":
-        assert len(made["endpoints"]) == 1, made
-        endpoint = ec2.describe_vpc_endpoints(VpcEndpointIds=made["endpoints"])["VpcEndpoints"][0]
-        assert endpoint["ServiceName"] == f"com.amazonaws.{topology.REGION}.ec2"
-        assert endpoint["VpcEndpointType"] == "Interface" and len(endpoint["SubnetIds"]) == 2, endpoint
+    # The pair's EIP and its EC2 endpoint in both WAN subnets, no public address for the agents.
+    assert len(made["eips"]) == 1 and len(made["endpoints"]) == 1, made
+    endpoint = ec2.describe_vpc_endpoints(VpcEndpointIds=made["endpoints"])["VpcEndpoints"][0]
+    assert endpoint["ServiceName"] == f"com.amazonaws.{topology.REGION}.ec2"
+    assert endpoint["VpcEndpointType"] == "Interface" and len(endpoint["SubnetIds"]) == 2, endpoint
 
     reservations = ec2.describe_instances(InstanceIds=made["instances"])["Reservations"]
     instances = {
@@ -186,12 +193,9 @@ def test_provision_builds_the_pair_finds_it_again_and_teardown_removes_it(
         )
         assert lan["PrivateIpAddress"] == lan_cidr.split("/")[0]
         assert wan["SourceDestCheck"] is False and lan["SourceDestCheck"] is False, host
-        # The agent's path to EC2: a public address on the primary WAN address (none on the EIP's address
-        # until an election), or the endpoint and no public address at all.
+        # No public address on the WAN ENI before an election: the agents reach EC2 through the endpoint.
         on_wan = [{"Name": "network-interface-id", "Values": [wan_id]}]
-        api = ec2.describe_addresses(Filters=on_wan)["Addresses"]
-        expected = [wan_cidr.split("/")[0]] if api_path == "public_ip" else []
-        assert [a["PrivateIpAddress"] for a in api] == expected, (host, api)
+        assert ec2.describe_addresses(Filters=on_wan)["Addresses"] == [], host
         # VRRP is allowed from the peers' LAN addresses only.
         group = ec2.describe_security_groups(GroupIds=[g["GroupId"] for g in lan["Groups"]])[
             "SecurityGroups"
@@ -212,11 +216,17 @@ def test_provision_builds_the_pair_finds_it_again_and_teardown_removes_it(
     assert all(e in text for e in wan_enis) and '"Resource": "*"' in text  # Describe only
     assert "ec2:*" not in text and "route-table/*" not in text
 
-    rc, out, recap = _play(inv, "provision.yml")
-    assert rc == 0 and recap.get("changed") == 0, out[-6000:]
+    # Found again: check mode changes nothing (a real second run is the lab's test).
     rc, out, recap = _play(inv, "provision.yml", "--check", "--diff")
     assert rc == 0 and recap.get("changed") == 0, out[-6000:]
     assert _tagged(ec2, iam) == made
+
+    # As after an election: the pair's EIP on gwa's WAN secondary address; teardown must free it to release.
+    gwa = instances["gwa"]["NetworkInterfaces"]
+    wan_a = next(n for n in gwa if n["Attachment"]["DeviceIndex"] == 0)["NetworkInterfaceId"]
+    ec2.associate_address(
+        AllocationId=pair_eip[0]["AllocationId"], NetworkInterfaceId=wan_a, PrivateIpAddress=HOSTS["gwa"][1]
+    )
 
     rc, out, recap = _play(inv, "teardown.yml")
     assert rc == 0, out[-6000:]

@@ -135,3 +135,27 @@ def test_cloud_json_round_trips(ec2: Any, tmp_path: Path) -> None:
     state = seed.seed(ec2, moto_model.eni_mac_setter(), endpoint_url="http://10.254.77.1:5077")
     state.write(tmp_path / "cloud.json")
     assert seed.CloudState.read(tmp_path / "cloud.json") == state
+
+
+def test_the_labs_seed_leaves_the_gateways_to_provisioning_and_adopts_them(ec2: Any) -> None:
+    """The lab seeds what a user brings; gateways launched afterwards at the topology's addresses take
+    their containers' MACs (pin_macs) and cloud.json learns them (adopt)."""
+    state = seed.seed(ec2, moto_model.eni_mac_setter(), endpoint_url="mock", gateways=False)
+    assert set(state.instances) == {h.name for h in topo.HOSTS if h.role != "gateway"}
+    for rtb in state.private_route_tables.values():
+        routes = ec2.describe_route_tables(RouteTableIds=[rtb])["RouteTables"][0]["Routes"]
+        assert [r for r in routes if r.get("DestinationCidrBlock") == "0.0.0.0/0"] == []
+    with pytest.raises(LookupError, match="0 running instances named gw1"):
+        seed.adopt(ec2, state)
+
+    for host in topo.gateways():  # as provisioning would: EC2 picks the MACs
+        seed.launch(ec2, lambda eni, mac: None, host, state.subnets)
+    assert moto_model.pin_macs() == sum(len(h.nics) for h in topo.gateways())
+    assert moto_model.pin_macs() == 0  # idempotent
+    adopted = seed.adopt(ec2, state)
+    for host in topo.gateways():
+        got = adopted.instances[host.name]
+        assert moto_model.running_instance(host.name) == got.instance_id
+        for nic in host.nics:
+            assert (got.nics[nic.name].mac, got.nics[nic.name].private_ips[0]) == (nic.mac, str(nic.address))
+        assert got.nics["eth0"].private_ips[1:] == [str(a) for a in host.nic("eth0").secondary]

@@ -29,7 +29,7 @@ pytestmark = [
     ),
 ]
 
-PAIR = "natgw_lab"
+PAIR = topo.PAIR
 SCRAPE = 1.0  # the lab Prometheus' scrape and evaluation interval (prometheus.config)
 
 

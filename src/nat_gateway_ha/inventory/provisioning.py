@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from ipaddress import IPv4Interface, IPv4Network
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, model_validator
 
 from nat_gateway_ha.config import StrictModel
 from nat_gateway_ha.fields import TagKey, TagValue
@@ -30,8 +30,11 @@ EPHEMERAL = (1024, 65535)
 class ProvisionSpec(StrictModel):
     """`nat_gateway_ha_provision`, in the pair group's vars: where and how provisioning builds the pair."""
 
-    vpc_id: Annotated[str, Field(pattern=r"^vpc-[0-9a-f]{1,32}$")] = Field(
-        description="The VPC the pair serves; its subnets hold the gateways' addresses."
+    vpc_id: Annotated[str, Field(pattern=r"^vpc-[0-9a-f]{1,32}$")] | None = Field(
+        None, description="The VPC the pair serves; its subnets hold the gateways' addresses."
+    )
+    vpc_name: Annotated[TagValue, Field(min_length=1)] | None = Field(
+        None, description="The VPC by its Name tag instead (exactly one VPC may carry it)."
     )
     image_id: Annotated[
         str, Field(pattern=r"^(ami-[0-9a-f]{8,17}|resolve:ssm:/[A-Za-z0-9_./-]{1,1000})$")
@@ -56,6 +59,17 @@ class ProvisionSpec(StrictModel):
     tags: dict[TagKey, TagValue] = Field(
         default_factory=dict, max_length=40, description="Extra tags on everything provisioning creates."
     )
+
+    @model_validator(mode="after")
+    def _one_vpc(self) -> ProvisionSpec:
+        if (self.vpc_id is None) == (self.vpc_name is None):
+            raise ValueError("give exactly one of vpc_id or vpc_name")
+        return self
+
+
+def api_eip_name(pair: str, host: str) -> str:
+    """The Name tag of a gateway's own public address (api_path public_ip), which the lab's faults find."""
+    return f"nat-gateway-ha-{pair}-{host}-api"
 
 
 def _rule(proto: str, ports: tuple[int, int] | None, cidr: str, why: str) -> dict[str, Any]:
@@ -138,6 +152,7 @@ def _host(pair: str, h: str, spec: HostSpec, tags: Mapping[str, str]) -> dict[st
         "lan_ip": str(lan.ip),
         "lan_network": str(lan.network),
         "tags": {**tags, HOST_TAG: h},
+        "api_eip_name": api_eip_name(pair, h),
     }
 
 
