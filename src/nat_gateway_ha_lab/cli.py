@@ -126,6 +126,7 @@ def down() -> None:
             _say(f"removed {item}")
         for host in topo.HOSTS:
             containers.console_log(host).unlink(missing_ok=True)
+        provisioning.log_file().unlink(missing_ok=True)
         if paths.RUN_DIR.exists() and not any(paths.RUN_DIR.iterdir()):
             paths.RUN_DIR.rmdir()
         if paths.HOSTS_DIR.exists() and not any(paths.HOSTS_DIR.iterdir()):
