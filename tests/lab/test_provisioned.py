@@ -96,7 +96,15 @@ def test_the_gateways_are_what_provisioning_promises() -> None:
 
 
 def test_provisioning_again_changes_nothing() -> None:
-    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_LOCALHOST_WARNING": "false"}
+    # Plain recap lines whatever the caller's environment says (Molecule forces colour and its own callback).
+    env = {
+        **os.environ,
+        "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+        "ANSIBLE_LOCALHOST_WARNING": "false",
+        "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.default",
+        "ANSIBLE_FORCE_COLOR": "0",
+        "ANSIBLE_NOCOLOR": "1",
+    }
     cmd = [
         str(Path(sys.executable).parent / "ansible-playbook"),
         "-i",
