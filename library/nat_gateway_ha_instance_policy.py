@@ -112,7 +112,7 @@ def main() -> None:
         from pydantic import ValidationError
 
         from nat_gateway_ha import iam
-        from nat_gateway_ha.config import RouteTableSelection
+        from nat_gateway_ha.cloud_refs import RouteTableSelection
         from nat_gateway_ha.resolve import ResolveError, select_tables
     except ImportError as err:
         module.fail_json(msg=f"the controller's Python lacks {err.name}: run it from the venv `make` builds")

@@ -12,8 +12,9 @@ import posixpath
 import re
 from typing import Annotated
 
-from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
+MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")  # as IMDS and EC2 print MAC addresses
 # Ansible group names: letters, digits and `_`; keepalived names them VI_<pair> and chk_<pair>.
 PairName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_]{0,31}$")]
 # A host label or FQDN of at most 63 bytes: also a directory name under render's output directory.
@@ -134,3 +135,9 @@ def check_secret(secret: str, max_bytes: int) -> str:
     if size > max_bytes:
         raise ValueError(f"{size} bytes, more than {max_bytes}: keepalived would silently truncate it")
     return secret
+
+
+class StrictModel(BaseModel):
+    """Base for every config model: unknown keys are typos, so they are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)

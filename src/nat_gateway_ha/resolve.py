@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from nat_gateway_ha.config import AgentConfig, EniRef, RouteTableSelection
+from nat_gateway_ha.cloud_refs import EniRef, RouteTableSelection
+from nat_gateway_ha.config import AgentConfig
 from nat_gateway_ha.imds import EniInfo, Identity
 
 if TYPE_CHECKING:

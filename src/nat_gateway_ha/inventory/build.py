@@ -11,7 +11,8 @@ from decimal import Decimal
 from ipaddress import IPv4Address
 from pathlib import Path
 
-from nat_gateway_ha.config import AgentConfig, EipBinding, EniRef, PeerRef
+from nat_gateway_ha.cloud_refs import EipBinding, EniRef
+from nat_gateway_ha.config import AgentConfig, PeerRef
 from nat_gateway_ha.inventory.facts import Resolved
 from nat_gateway_ha.inventory.models import HostSpec, PairSpec
 from nat_gateway_ha.inventory.output import (

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from nat_gateway_ha.config import EniRef
+from nat_gateway_ha.cloud_refs import EniRef
 from nat_gateway_ha.inventory.errors import Errors
 from nat_gateway_ha.inventory.models import HOST_VAR, HostSpec
 

@@ -11,15 +11,9 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, TypeAdapter
 
-from nat_gateway_ha.config import (
-    AgentTunables,
-    EipRef,
-    FlowSync,
-    HealthConfig,
-    RouteTableSelection,
-    StrictModel,
-)
-from nat_gateway_ha.fields import Command, IfName, Region, ScriptPath, Url, check_secret
+from nat_gateway_ha.cloud_refs import EipRef, RouteTableSelection
+from nat_gateway_ha.config import AgentTunables, FlowSync, HealthConfig
+from nat_gateway_ha.fields import Command, IfName, Region, ScriptPath, StrictModel, Url, check_secret
 
 PAIR_VAR = "nat_gateway_ha_pair"
 HOST_VAR = "nat_gateway_ha_host"

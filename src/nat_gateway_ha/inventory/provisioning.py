@@ -14,8 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
 
-from nat_gateway_ha.config import StrictModel
-from nat_gateway_ha.fields import TagKey, TagValue
+from nat_gateway_ha.fields import StrictModel, TagKey, TagValue
 from nat_gateway_ha.inventory import _check_names, _parse_pair
 from nat_gateway_ha.inventory.errors import Errors, PlanError
 from nat_gateway_ha.inventory.models import HOST_VAR, PAIR_VAR, HostSpec, PairSpec
