@@ -215,18 +215,20 @@ class AgentTunables(StrictModel):
         "and region may fail over at the same moment (one AZ lost), so together they stay under the "
         "account's limit.",
     )
-    eip_timing: Literal["after_first_wave", "after_all_routes"] = Field(
-        "after_first_wave",
-        description="When the EIP moves: once the first wave of routes (those the bucket lets go at once) "
-        "has answered, or once every route has (see Cloud.apply for why not before the routes).",
+    eip_timing: Literal["auto", "with_routes", "after_first_wave", "after_all_routes"] = Field(
+        "auto",
+        description="When the EIP moves: with the routes (one round trip), once the first wave of routes "
+        "(those the bucket lets go at once) has answered, or once every route has. `auto`: with the routes "
+        "when flow sync is on (the flows' state is already here), else after the first wave, so a flow's "
+        "state is made by the client's packets before the server's arrive (see Cloud.apply).",
     )
     view_max_age: Annotated[float, Field(ge=0, le=300)] = Field(
-        0.0,
-        description="Seconds a claim may act on its last view of the cloud instead of looking first (the "
-        "verification after the changes catches what changed since). While not master the agent then "
-        "refreshes that view every `reconcile_interval`, at most every view_max_age / 2: 1 DescribeAddresses "
-        "+ 1 DescribeRouteTables per 100 tables each time, against the account's Describe buckets. 0: off, "
-        "always look first and stay idle while BACKUP.",
+        60.0,
+        description="Seconds a claim may act on its last view of the cloud instead of looking first, saving "
+        "a round trip (the verification after the changes catches what changed since). While not master the "
+        "agent refreshes that view every view_max_age / 2: 1 DescribeAddresses + 1 DescribeRouteTables per "
+        "100 tables each time, against the account's Describe buckets (100 then 20/s). 0: off, always look "
+        "first and stay idle while BACKUP (one DescribeAddresses every `cloud_check_interval`).",
     )
     claim_settle: Annotated[float, Field(ge=0, le=30)] = Field(
         1.0,

@@ -220,7 +220,8 @@ class Agent:
             changed=len(result.done),
             pending=len(result.pending),
             failed=len(result.failed),
-            duration=f"{result.duration:.3f}",
+            switched=f"{result.moved:.3f}",  # the last change acknowledged: the data path moved
+            duration=f"{result.duration:.3f}",  # to verified
             dry_run=self.dry_run,
         )
         self.publish()
@@ -248,7 +249,7 @@ class Agent:
         return result
 
     def _next_watch(self) -> float:
-        return time.monotonic() + min(self.cfg.reconcile_interval, self.cfg.view_max_age / 2)
+        return time.monotonic() + self.cfg.view_max_age / 2
 
     def watch(self) -> None:
         """Not master: look, change nothing. Keeps a view fresh for a claim to act on (view_max_age)."""
@@ -329,6 +330,8 @@ class Agent:
                 self.health.changed.clear()
                 self.publish()
             if event is None and time.monotonic() < next_reconcile:
+                if self.state != VrrpState.MASTER:
+                    self.check_cloud()  # between a watching backup's looks too: quiet unless EC2 was
                 continue
             if event is not None:
                 self.handle(event)

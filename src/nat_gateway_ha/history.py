@@ -95,7 +95,16 @@ def table(events: Iterable[dict[str, Any]]) -> str:
 
 def record_result(state_dir: Path, event: str, reason: str, summary: dict[str, Any]) -> None:
     """A takeover or a repair, from its `Result.summary()`: the figures worth keeping, not the actions."""
-    keep = ("converged", "conflict", "duration", "rounds", "throttled", "errors", "settle_checks")
+    keep = (
+        "converged",
+        "conflict",
+        "duration",
+        "moved_seconds",
+        "rounds",
+        "throttled",
+        "errors",
+        "settle_checks",
+    )
     figures = {k: summary[k] for k in keep if k in summary}
     record(
         state_dir,

@@ -49,7 +49,8 @@ class Result:
     contested: list[Action] = field(default_factory=list)  # left alone: a peer holds them (not claiming)
     conflict: bool = False  # during a claim, a peer took back what we had moved: two claimants
     rounds: int = 0
-    duration: float = 0.0
+    duration: float = 0.0  # start to verified (or given up)
+    moved: float = 0.0  # start to the last change EC2 acknowledged: when the data path switched
     dry_run: bool = False
     throttled: int = 0  # RequestLimitExceeded answers during this takeover (retried by botocore)
     errors: int = 0  # calls that failed for good (botocore's retries spent), later repaired or not
@@ -81,6 +82,7 @@ class Result:
             "failed": dict(self.failed),
             "rounds": self.rounds,
             "duration": round(self.duration, 4),
+            "moved_seconds": round(self.moved, 4),
         }
 
 

@@ -30,7 +30,7 @@ SETTLE_CHECKS = 3  # looks after a winning claim converged, each `settle` second
 
 
 Progress = Callable[[Result], None]
-EipTiming = Literal["after_first_wave", "after_all_routes"]
+EipTiming = Literal["with_routes", "after_first_wave", "after_all_routes"]
 
 
 class Cloud:
@@ -58,6 +58,7 @@ class Cloud:
         self.eip_timing = eip_timing
         self.view_max_age = view_max_age
         self.view: tuple[float, Ownership] | None = None  # the last observation and when (monotonic)
+        self.started = time.monotonic()  # the current (or last) takeover's start
         self.pool = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="ec2")
         self.eip_pool = ThreadPoolExecutor(
             max_workers=max(1, min(len(target.eips), max_concurrency)), thread_name_prefix="ec2-eip"
@@ -148,14 +149,15 @@ class Cloud:
         return self._route(action.resource, action.detail, exists=action.kind == "replace")
 
     def apply(self, actions: list[Action], result: Result, on_progress: Progress | None = None) -> None:
-        """Routes in order, in parallel (paced); the EIPs once the first wave of routes has answered.
+        """Routes in order, in parallel (paced); the EIPs with them or once the first wave has answered.
 
-        Why routes before the EIP: it keeps established flows alive. While the EIP still maps to the old
-        master, the server's segments still reach the clients, whose ACKs now cross this gateway and create
-        its conntrack (SNAT) entries. Moving the EIP first sends the server's segments here before any entry
-        exists; they are dropped, the receiving client stays silent, and the flow stalls (measured in the
-        lab: 3 of 3 stalled with the EIP first, none with routes first). It costs one round trip and gains
-        nothing: a subnet has egress only once both its route and the EIP have moved.
+        Why routes before the EIP, without flow sync: it keeps established flows alive. While the EIP still
+        maps to the old master, the server's segments still reach the clients, whose ACKs now cross this
+        gateway and create its conntrack (SNAT) entries. Moving the EIP first sends the server's segments
+        here before any entry exists; they are dropped, the receiving client stays silent, and the flow
+        stalls (measured in the lab: 3 of 3 stalled with the EIP first, none with routes first). With flow
+        sync the peer's entries are committed before the takeover starts, so nothing is gained by waiting
+        and the EIP goes `with_routes`, in the same round trip (the `auto` default, see startup.connect).
 
         Why not after every route: paced, routes beyond EC2's burst go at the refill rate (5 a second), so
         with 200 tables the EIP would wait 30 s and no subnet would have egress until then. The first wave
@@ -186,6 +188,8 @@ class Cloud:
 
     def _first_wave(self, routes: list[Action]) -> int:
         """How many of `routes` (in order) the EIP waits for: those EC2's buckets take without waiting."""
+        if self.eip_timing == "with_routes":
+            return 0
         if self.pacer is None or self.eip_timing == "after_all_routes":
             return len(routes)
         free = 0
@@ -204,6 +208,7 @@ class Cloud:
             return
         result.done.append(action)
         result.failed.pop(str(action), None)
+        result.moved = time.monotonic() - self.started
         log.info("cloud_changed", call=how, resource=action.resource, detail=action.detail)
 
     # -- the takeover ---------------------------------------------------------------------------------
@@ -227,7 +232,7 @@ class Cloud:
         master: a peer elected meanwhile is no rival). `on_progress(result)` is called on this thread each
         time calls have answered.
         """
-        started = time.monotonic()
+        started = self.started = time.monotonic()
         result = Result(dry_run=dry_run)
         paced_before = (self.pacer.waited, self.pacer.throttled) if self.pacer else (0.0, 0)
         try:

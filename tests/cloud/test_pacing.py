@@ -7,6 +7,7 @@ agent is told the same figures, as an operator would after an AWS Support increa
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -100,6 +101,21 @@ def test_eip_moves_once_the_first_wave_answered(throttled, connect_as, timing: s
     assert gw2.takeover().converged
     served = cloud.mutating_calls()
     assert served.index("AssociateAddress") == eip_at and served.count("ReplaceRoute") == 6
+
+
+def test_with_routes_the_eip_goes_while_the_first_route_is_unanswered(throttled, connect_as) -> None:
+    """`with_routes` (the default with flow sync): routes and EIP in one round trip, no wave to wait for."""
+    world = _world(throttled, 2)
+    gw2 = connect_as(world, "gw2", max_concurrency=1, eip_timing="with_routes")
+    eip_sent = threading.Event()
+    route_saw_eip: list[bool] = []
+    gw2.ec2.meta.events.register("before-call.ec2.AssociateAddress", lambda **_: eip_sent.set())
+    gw2.ec2.meta.events.register(
+        "before-call.ec2.ReplaceRoute", lambda **_: route_saw_eip.append(eip_sent.wait(5))
+    )
+    result = gw2.takeover()
+    assert result.converged and route_saw_eip[0] is True
+    assert 0 < result.moved < result.duration  # switched when EC2 acknowledged, verified after
 
 
 def test_routes_move_in_the_configured_order(throttled, connect_as) -> None:

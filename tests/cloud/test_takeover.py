@@ -146,7 +146,7 @@ def test_a_claim_acts_on_a_fresh_view_without_looking_first(cloud_world, connect
 
 
 def test_without_a_fresh_view_a_claim_looks_first(cloud_world, connect_as) -> None:
-    gw2 = connect_as(cloud_world, "gw2")  # view_max_age 0: never act on a view
+    gw2 = connect_as(cloud_world, "gw2", view_max_age=0)  # never act on a view
     gw2.observe()
     cloud.reset_calls()
     assert gw2.takeover().converged
