@@ -167,8 +167,14 @@ class Cloud:
         """
         routes = [a for a in actions if a.kind != "associate"]
         eips = [a for a in actions if a.kind == "associate"]
-        running: dict[Future[str], Action] = {self.pool.submit(self._run, a): a for a in routes}
-        wave = set(list(running)[: self._first_wave(routes)])
+        wave_size = self._first_wave(routes)  # before any route takes a token
+        running: dict[Future[str], Action] = {}
+        if wave_size == 0:  # with the routes: on the wire first, not behind N route submissions
+            running.update((self.eip_pool.submit(self._run, a), a) for a in eips)
+            eips = []
+        route_futures = [self.pool.submit(self._run, a) for a in routes]
+        running.update(zip(route_futures, routes, strict=True))
+        wave = set(route_futures[:wave_size])
         pending = set(running)
         while True:
             if eips and not wave:
