@@ -58,15 +58,19 @@ lab-down: bootstrap
 lab-status: bootstrap
 	natgw-lab status
 
+## make bench-agent: the agent alone against moto, then the same against EC2's throttling (about 5 min)
 bench-agent: bootstrap
 	python bench/agent_takeover.py
+	python bench/throttled_takeover.py --tables 1,5,50,200
 
-## make bench-throttle: takeovers against EC2's request throttling, cloud only (no lab needed; about 8 min)
+## make bench-throttle: takeovers against EC2's request throttling, cloud only (no lab needed; about 12 min)
 bench-throttle: bootstrap
 	python bench/throttled_takeover.py $(THROTTLE_ARGS)
 
+## make bench: the lab's failovers and fault matrix under a download, then the throttled cloud's tables
 bench: bootstrap bench-faults
 	python bench/failover.py $(BENCH_ARGS)
+	python bench/throttled_takeover.py --tables 1,5,50,200
 
 ## make bench-faults: every fault of the matrix under a download (needs `make lab` first)
 bench-faults: bootstrap

@@ -7,12 +7,13 @@ action. The cloud process is bench/agent_takeover.py's (moto + IMDS in a child p
 agent's process); both buckets, EC2's and the agent's, start full for every run, as after 10 s of quiet.
 
 One pair, N route tables: gw2 takes over from gw1 (`Cloud.takeover`, again every second until converged, as
-the daemon does); the clock stops when a takeover's verification says everything is gw2's. Columns: the
-agent paced (the default), unpaced (the calls fired at once, botocore retrying), and against an unthrottled
-cloud: unpaced as today, acting on a fresh view instead of looking first (`view_max_age`, what a watching
-backup holds), and the floor: the same calls with bare boto3 in parallel, no observe and no verification.
-"throttled" counts EC2's RequestLimitExceeded answers, "errors" the calls that failed after botocore's
-retries (repaired by a later round or pass).
+the daemon does); the clock stops when a takeover's verification says everything is gw2's. The agent is
+configured as the role deploys it (flow sync on, so the EIP goes with the routes; a watching backup's view,
+`view_max_age` 60). Columns: the agent paced (the default), unpaced (the calls fired at once, botocore
+retrying), and against an unthrottled cloud, each as switched (the last change acknowledged) / verified:
+looking first (`view_max_age` 0), acting on the view (the default), and the floor: the same calls with bare
+boto3 in parallel, no observe and no verification. "throttled" counts EC2's RequestLimitExceeded answers,
+"errors" the calls that failed after botocore's retries (repaired by a later round or pass).
 
 P pairs of T tables fail over together (one thread, client, pacer and Cloud per pair; one account, so one
 set of EC2 buckets): the time until every pair has converged next to the limit for P*T routes and P EIPs, and
@@ -21,8 +22,8 @@ with the whole bucket each (`api_share` 1), paced with a 1/P share each, unpaced
 
     python bench/throttled_takeover.py [--tables 1,5,50,200,500] [--pairs 20] [--pair-tables 5]
 
-About 8 minutes on 2 cores, most of it the N=500 rows (their limit alone is 90 s a row): leave 500 out of
---tables for a 3-minute run. Asserts nothing about time.
+About 12 minutes on 2 cores, most of it the N=500 rows (their limit alone is 90 s a row): leave 500 out of
+--tables for a 5-minute run. Asserts nothing about time.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ from nat_gateway_ha.daemon import RETRY_UNCONVERGED
 from nat_gateway_ha.ec2_limits import Limit
 from nat_gateway_ha.ownership import Result
 from nat_gateway_ha.resolve import EipTarget, Target
-from nat_gateway_ha.startup import connect
+from nat_gateway_ha.startup import connect, eip_timing
 from nat_gateway_ha.takeover import Cloud
 from nat_gateway_ha_lab import topology
 
@@ -144,7 +145,7 @@ class Bench:
     def refused(self) -> int:
         return sum(self.proc.ask("stats")["refused"].values())
 
-    def takeover(self, n: int, paced: bool, throttled: bool, view: bool = False) -> tuple[Run, int]:
+    def takeover(self, n: int, paced: bool, throttled: bool, view: bool = True) -> tuple[Run, int]:
         """gw2 takes the first n tables over; (its run, EC2's RequestLimitExceeded answers). `view`: the
         claim acts on gw2's last look (a watching backup's, `view_max_age`) instead of looking first."""
         self.reset(n)
@@ -352,11 +353,11 @@ def many_pairs(bench: Bench, pairs: int, tables: int) -> None:
         clouds = []
         for w in worlds:
             paced_by = pacer(cfg)
-            clouds.append(
-                Cloud(ec2_client(cfg, topology.REGION, paced_by), w.b, cfg.max_concurrency, paced_by)
-            )
+            ec2 = ec2_client(cfg, topology.REGION, paced_by)
+            timing = eip_timing(cfg)
+            clouds.append(Cloud(ec2, w.b, cfg.max_concurrency, paced_by, timing, cfg.view_max_age))
         for c in clouds:
-            c.observe()  # warm
+            c.observe()  # warm, and each B side's view, as a watching backup's
         bench.proc.ask("throttle on")
         runs = together(clouds)
         refused = bench.refused()
