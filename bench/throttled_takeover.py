@@ -8,8 +8,8 @@ agent's process); both buckets, EC2's and the agent's, start full for every run,
 
 One pair, N route tables: gw2 takes over from gw1 (`Cloud.takeover`, again every second until converged, as
 the daemon does); the clock stops when a takeover's verification says everything is gw2's. The agent is
-configured as the role deploys it (flow sync on, so the EIP goes with the routes; a watching backup's view,
-`view_max_age` 60). Columns: the agent paced (the default), unpaced (the calls fired at once, botocore
+configured as the role deploys it (flow sync on, the EIP after the first wave of routes, a watching backup's
+view: `view_max_age` 60). Columns: the agent paced (the default), unpaced (the calls fired at once, botocore
 retrying), and against an unthrottled cloud, each as switched (the last change acknowledged) / verified:
 looking first (`view_max_age` 0), acting on the view (the default), and the floor: the same calls with bare
 boto3 in parallel, no observe and no verification. "throttled" counts EC2's RequestLimitExceeded answers,
@@ -54,7 +54,7 @@ from nat_gateway_ha.daemon import RETRY_UNCONVERGED
 from nat_gateway_ha.ec2_limits import Limit
 from nat_gateway_ha.ownership import Result
 from nat_gateway_ha.resolve import EipTarget, Target
-from nat_gateway_ha.startup import connect, eip_timing
+from nat_gateway_ha.startup import connect
 from nat_gateway_ha.takeover import Cloud
 from nat_gateway_ha_lab import topology
 
@@ -125,7 +125,7 @@ class Bench:
         self.gw1: dict[int, Cloud] = {}
 
     def cfg(self, host: str, n: int, **overrides: Any) -> AgentConfig:
-        """As the role deploys an agent by default: flow sync on, so the EIP goes with the routes."""
+        """As the role deploys an agent by default (flow sync on)."""
         tables = self.all_tables[:n]
         overrides.setdefault("flow_sync", True)
         return config(host, self.state, tables, self.proc.url, self.proc.imds_url, self.tmp, **overrides)
@@ -145,11 +145,13 @@ class Bench:
     def refused(self) -> int:
         return sum(self.proc.ask("stats")["refused"].values())
 
-    def takeover(self, n: int, paced: bool, throttled: bool, view: bool = True) -> tuple[Run, int]:
+    def takeover(
+        self, n: int, paced: bool, throttled: bool, view: bool = True, **overrides: Any
+    ) -> tuple[Run, int]:
         """gw2 takes the first n tables over; (its run, EC2's RequestLimitExceeded answers). `view`: the
         claim acts on gw2's last look (a watching backup's, `view_max_age`) instead of looking first."""
         self.reset(n)
-        gw2 = self.connect("gw2", n, api_pacing=paced, view_max_age=60 if view else 0)
+        gw2 = self.connect("gw2", n, api_pacing=paced, view_max_age=60 if view else 0, **overrides)
         try:
             gw2.observe()  # warm connections, as a running agent's are (and, with `view`, its view)
             self.proc.ask("throttle on" if throttled else "throttle off")  # buckets full
@@ -202,21 +204,27 @@ class Unthrottled:
 
     looked: tuple[float, float]
     on_view: tuple[float, float]
+    with_routes: tuple[float, float]  # on view, and the EIP with the routes (eip_timing: with_routes)
     floor: float
 
 
 def unthrottled(bench: Bench, n: int, runs: int) -> Unthrottled:
     """The three kinds of run interleaved, one of each per round, so drift (the cloud process's growing
     state, the other core's load) weighs on each alike; measured in blocks they differ by up to 30 %."""
-    times: dict[str, list[float]] = {k: [] for k in ("ls", "lv", "vs", "vv", "floor")}
+    times: dict[str, list[float]] = {k: [] for k in ("ls", "lv", "vs", "vv", "ws", "wv", "floor")}
+    kinds = (
+        (False, "after_first_wave", ("ls", "lv")),
+        (True, "after_first_wave", ("vs", "vv")),
+        (True, "with_routes", ("ws", "wv")),
+    )
     for _ in range(runs):
-        for view, keys in ((False, ("ls", "lv")), (True, ("vs", "vv"))):
-            run, _ = bench.takeover(n, paced=False, throttled=False, view=view)
+        for view, timing, keys in kinds:
+            run, _ = bench.takeover(n, paced=False, throttled=False, view=view, eip_timing=timing)
             times[keys[0]].append(run.switched if run.converged else float("nan"))
             times[keys[1]].append(run.seconds if run.converged else float("nan"))
         times["floor"].append(bench.floor(n))
     m = {k: statistics.median(v) for k, v in times.items()}
-    return Unthrottled((m["ls"], m["lv"]), (m["vs"], m["vv"]), m["floor"])
+    return Unthrottled((m["ls"], m["lv"]), (m["vs"], m["vv"]), (m["ws"], m["wv"]), m["floor"])
 
 
 def single_pair(bench: Bench, sizes: list[int], runs: int) -> None:
@@ -224,11 +232,13 @@ def single_pair(bench: Bench, sizes: list[int], runs: int) -> None:
     print(
         f"unthrottled columns: median of {runs}, 'switched' (the last change acknowledged: the data path has "
         "moved) / 'verified' (converged, seen by a Describe); 'looked': the claim looks first, 'on view': it "
-        "acts on a watching backup's fresh view (view_max_age); x floor: on view, switched / boto3 floor"
+        "acts on a watching backup's fresh view (view_max_age, the default); 'EIP w/ routes': on view, and "
+        "eip_timing with_routes; x floor: switched / boto3 floor, on view and with routes"
     )
     head = (
         f"{'N':>4} {'limit s':>8} {'paced s':>8} {'thr':>4} {'err':>4} {'unpaced s':>9} {'thr':>5} "
-        f"{'err':>4} {'looked s':>13} {'on view s':>13} {'boto3 floor s':>13} {'x floor':>7}"
+        f"{'err':>4} {'looked s':>13} {'on view s':>13} {'EIP w/ routes':>13} {'boto3 floor s':>13} "
+        f"{'x floor':>13}"
     )
     print(head)
     for n in sizes:
@@ -239,8 +249,9 @@ def single_pair(bench: Bench, sizes: list[int], runs: int) -> None:
         print(
             f"{n:>4} {_s(physical_limit(n, 1)):>8} {_s(paced.seconds) + flag[id(paced)]:>8} {paced_thr:>4} "
             f"{paced.errors:>4} {_s(unpaced.seconds) + flag[id(unpaced)]:>9} {unpaced_thr:>5} "
-            f"{unpaced.errors:>4} {_pair(free.looked):>13} {_pair(free.on_view):>13} {_s(free.floor):>13} "
-            f"{free.on_view[0] / free.floor:>7.2f}"
+            f"{unpaced.errors:>4} {_pair(free.looked):>13} {_pair(free.on_view):>13} "
+            f"{_pair(free.with_routes):>13} {_s(free.floor):>13} "
+            f"{f'{free.on_view[0] / free.floor:.2f}/{free.with_routes[0] / free.floor:.2f}':>13}"
         )
         sys.stdout.flush()
 
@@ -354,8 +365,7 @@ def many_pairs(bench: Bench, pairs: int, tables: int) -> None:
         for w in worlds:
             paced_by = pacer(cfg)
             ec2 = ec2_client(cfg, topology.REGION, paced_by)
-            timing = eip_timing(cfg)
-            clouds.append(Cloud(ec2, w.b, cfg.max_concurrency, paced_by, timing, cfg.view_max_age))
+            clouds.append(Cloud(ec2, w.b, cfg.max_concurrency, paced_by, cfg.eip_timing, cfg.view_max_age))
         for c in clouds:
             c.observe()  # warm, and each B side's view, as a watching backup's
         bench.proc.ask("throttle on")

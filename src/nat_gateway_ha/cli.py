@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import time
@@ -20,7 +21,7 @@ from nat_gateway_ha.config import AgentConfig
 from nat_gateway_ha.daemon import Agent
 from nat_gateway_ha.health import make_health
 from nat_gateway_ha.imds import ImdsError
-from nat_gateway_ha.keepalived import initial_state
+from nat_gateway_ha.keepalived import initial_state, open_fifo
 from nat_gateway_ha.resolve import ResolveError
 from nat_gateway_ha.startup import connect, connect_until_ready
 from nat_gateway_ha.states import VrrpState
@@ -33,13 +34,20 @@ def _run(cfg: AgentConfig, dry_run: bool) -> int:
     # Health first: keepalived gets a verdict even while IMDS or EC2 are still out of reach.
     health = make_health(cfg, lambda: bool(agents) and agents[0].serves_pair())
     health.start()
+    # The FIFO before EC2: keepalived starts right after us and would otherwise make it first, as its
+    # script user, which this sandboxed root cannot open (a failed start and a restart at every boot).
+    # Lines keepalived writes meanwhile wait in the pipe.
+    fifo = open_fifo(cfg.fifo_path)
     cloud = connect_until_ready(cfg)
     agent = Agent(cfg, cloud, dry_run=dry_run, state=initial_state(cfg), health=health)
     agents.append(agent)
     signal.signal(signal.SIGTERM, lambda *_: agent.stop())
     signal.signal(signal.SIGINT, lambda *_: agent.stop())
-    agent.run()
-    cloud.close()
+    try:
+        agent.run(fifo)
+    finally:
+        cloud.close()
+        os.close(fifo)
     return 0
 
 

@@ -215,12 +215,11 @@ class AgentTunables(StrictModel):
         "and region may fail over at the same moment (one AZ lost), so together they stay under the "
         "account's limit.",
     )
-    eip_timing: Literal["auto", "with_routes", "after_first_wave", "after_all_routes"] = Field(
-        "auto",
-        description="When the EIP moves: with the routes (one round trip), once the first wave of routes "
-        "(those the bucket lets go at once) has answered, or once every route has. `auto`: with the routes "
-        "when flow sync is on (the flows' state is already here), else after the first wave, so a flow's "
-        "state is made by the client's packets before the server's arrive (see Cloud.apply).",
+    eip_timing: Literal["after_first_wave", "with_routes", "after_all_routes"] = Field(
+        "after_first_wave",
+        description="When the EIP moves: once the first wave of routes (those the bucket lets go at once) "
+        "has answered, with the routes (one round trip less; only with flow sync, see Cloud.apply), or "
+        "once every route has.",
     )
     view_max_age: Annotated[float, Field(ge=0, le=300)] = Field(
         60.0,

@@ -15,7 +15,7 @@ from nat_gateway_ha.aws import ec2_client, pacer
 from nat_gateway_ha.config import AgentConfig
 from nat_gateway_ha.imds import ImdsClient, ImdsError
 from nat_gateway_ha.resolve import ResolveError, resolve, source_dest_check
-from nat_gateway_ha.takeover import Cloud, EipTiming
+from nat_gateway_ha.takeover import Cloud
 
 RETRY_MAX = 5.0  # seconds between start-up attempts, at most
 
@@ -43,15 +43,8 @@ def connect(cfg: AgentConfig) -> Cloud:
         route_tables=len(target.route_tables),
     )
     return Cloud(
-        ec2, target, cfg.max_concurrency, paced_by, eip_timing(cfg), cfg.view_max_age, cfg.claim_settle
+        ec2, target, cfg.max_concurrency, paced_by, cfg.eip_timing, cfg.view_max_age, cfg.claim_settle
     )
-
-
-def eip_timing(cfg: AgentConfig) -> EipTiming:
-    """`auto`: the EIP with the routes when the peer's flows are committed before a takeover, else after."""
-    if cfg.eip_timing != "auto":
-        return cfg.eip_timing
-    return "with_routes" if cfg.flow_sync else "after_first_wave"
 
 
 def connect_until_ready(cfg: AgentConfig) -> Cloud:

@@ -79,7 +79,7 @@ def test_the_agent_option_lists_every_tunable_with_its_default() -> None:
         "type": "float",
         "default": 1.0,
     }
-    assert agent["eip_timing"]["choices"] == ["auto", "with_routes", "after_first_wave", "after_all_routes"]
+    assert agent["eip_timing"]["choices"] == ["after_first_wave", "with_routes", "after_all_routes"]
     assert agent["api_limits"]["default"]["ReplaceRoute"] == {"capacity": 50.0, "refill": 5.0}
     assert specs[docs.PAIR_VAR]["options"]["authentication"]["options"]["auth_pass"]["no_log"] is True
 

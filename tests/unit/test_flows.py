@@ -12,14 +12,12 @@ from types import SimpleNamespace
 from typing import Any
 
 import boto3
-import pytest
 
 from nat_gateway_ha.config import AgentConfig
 from nat_gateway_ha.daemon import Agent
 from nat_gateway_ha.fifo import Event
 from nat_gateway_ha.flows import Flows
 from nat_gateway_ha.ownership import Result
-from nat_gateway_ha.startup import eip_timing
 from support import plain_agent_config
 
 
@@ -77,18 +75,3 @@ def test_the_agent_commits_before_the_cloud_moves_and_resyncs_after(tmp_path: Pa
     agent.handle(Event("INSTANCE", "VI_p", "BACKUP", 150))
     assert log.read_text().split()[6:] == ["-t", "-n"]
     assert agent.status["flows"]["request_resync"] != ""
-
-
-@pytest.mark.parametrize(
-    ("flow_sync", "given", "used"),
-    [
-        (True, "auto", "with_routes"),  # the flows' state is committed first: nothing to wait for
-        (False, "auto", "after_first_wave"),  # the client's packets must make the state first
-        (True, "after_all_routes", "after_all_routes"),  # what the inventory says wins
-    ],
-)
-def test_the_eip_goes_with_the_routes_only_when_flows_are_synced(
-    tmp_path: Path, flow_sync: bool, given: str, used: str
-) -> None:
-    cfg = plain_agent_config(state_dir=str(tmp_path), flow_sync=flow_sync, eip_timing=given)
-    assert eip_timing(AgentConfig.model_validate(cfg)) == used
